@@ -1,0 +1,193 @@
+"""Settings: the application's configuration (from the environment) and Scrapy's settings.
+
+Scrapy reads this module through ``scrapy.cfg``; the service and the CLI call :func:`load_config`, which
+validates every value so that a bad one fails at start with one clear line instead of mid-crawl.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_URL = "https://github.com/ghu-feeds/ghu-feeds"
+VERSION = "0.1.0"
+TIMEZONE = "Asia/Shanghai"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid (the message names the variable)."""
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _non_negative_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    value = _non_negative_int(name, raw)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a TCP port (0-65535), got {value}")
+    return value
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name} must not be empty")
+    return raw.strip()
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {raw!r}")
+    return level
+
+
+def _url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _database_url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if "://" not in raw:
+        raise ConfigError(f"{name} must be an SQLAlchemy URL such as sqlite:///data/ghu.db, got {raw!r}")
+    return raw
+
+
+# name -> (default, parser, description); the README's configuration table mirrors this.
+SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
+    "DATABASE_URL": ("sqlite:///data/ghu.db", _database_url,
+                     "SQLAlchemy URL of the database (SQLite in WAL mode, or postgresql+psycopg://…)"),
+    "SOURCES_FILE": ("sources.toml", _text, "TOML file listing the columns to crawl"),
+    "FEEDS_DIR": ("data/feeds", _text, "folder the feeds, archive pages, index.html and opml.xml are written to"),
+    "FEED_MAX_ITEMS": ("50", _positive_int, "articles in each subscription feed (older ones: archive pages)"),
+    "ARCHIVE_PAGE_SIZE": ("50", _positive_int, "articles per RFC 5005 archive page"),
+    "HTTP_HOST": ("127.0.0.1", _text, "address the feed server listens on"),
+    "HTTP_PORT": ("8080", _port, "port the feed server listens on (0: any free port)"),
+    "PUBLIC_URL": ("", str, "public base URL where FEEDS_DIR is served (default http://HTTP_HOST:HTTP_PORT/)"),
+    "CRAWL_INTERVAL": ("60", _positive_int, "minutes between crawls of a source without its own schedule"),
+    "CRAWL_DELAY": ("1", _non_negative_float,
+                    "seconds between requests to the source (0 turns every delay and AutoThrottle off)"),
+    "CRAWL_TIMEOUT": ("1800", _positive_int, "seconds a crawl may run before it is killed and recorded failed"),
+    "RECHECK_DAYS": ("30", _non_negative_int, "re-check articles first seen or published within this many days"),
+    "RECHECK_INTERVAL": ("24", _non_negative_float, "hours between re-checks of one article (0: every run)"),
+    "HEALTH_MAX_AGE": ("1440", _positive_int,
+                       "minutes without a successful crawl after which /healthz answers 503"),
+    "LOG_LEVEL": ("INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+}
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    DATABASE_URL: str
+    SOURCES_FILE: str
+    FEEDS_DIR: str
+    FEED_MAX_ITEMS: int
+    ARCHIVE_PAGE_SIZE: int
+    HTTP_HOST: str
+    HTTP_PORT: int
+    PUBLIC_URL: str
+    CRAWL_INTERVAL: int
+    CRAWL_DELAY: float
+    CRAWL_TIMEOUT: int
+    RECHECK_DAYS: int
+    RECHECK_INTERVAL: float
+    HEALTH_MAX_AGE: int
+    LOG_LEVEL: str
+
+    @property
+    def feeds_path(self) -> Path:
+        return Path(self.FEEDS_DIR)
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Read and validate every setting; raise :class:`ConfigError` naming the first bad one."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (default, parse, _doc) in SPEC.items():
+        raw = env.get(name)
+        values[name] = parse(name, default if raw is None or raw == "" else raw)
+    if values["PUBLIC_URL"]:
+        values["PUBLIC_URL"] = _url("PUBLIC_URL", values["PUBLIC_URL"])
+    else:
+        values["PUBLIC_URL"] = f"http://{values['HTTP_HOST']}:{values['HTTP_PORT']}/"
+    return AppConfig(**{f.name: values[f.name] for f in fields(AppConfig)})
+
+
+def _lenient(name: str) -> Any:
+    """Scrapy imports this module directly: fall back to the default rather than crash on import."""
+    default, parse, _doc = SPEC[name]
+    try:
+        return parse(name, os.environ.get(name) or default)
+    except ConfigError:
+        return parse(name, default)
+
+
+# ---------------------------------------------------------------- Scrapy settings
+BOT_NAME = "ghu-feeds"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+USER_AGENT = f"ghu-feeds/{VERSION} (+{PROJECT_URL})"
+ROBOTSTXT_OBEY = True
+
+_delay = _lenient("CRAWL_DELAY")
+DOWNLOAD_DELAY = _delay
+RANDOMIZE_DOWNLOAD_DELAY = False
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 1 if _delay else 16
+AUTOTHROTTLE_ENABLED = bool(_delay)
+AUTOTHROTTLE_START_DELAY = max(_delay, 1.0)
+AUTOTHROTTLE_MAX_DELAY = 60.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 5
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.OffsiteGuardMiddleware": 50,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+}
+ITEM_PIPELINES = {"crawler.pipelines.StorePipeline": 300}
+LOG_LEVEL = _lenient("LOG_LEVEL")
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
