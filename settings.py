@@ -182,8 +182,8 @@ REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
+RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.OffsiteGuardMiddleware": 50,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }

@@ -1,0 +1,28 @@
+"""What the spider hands to the storage pipeline (dataclass items; Scrapy handles them via itemadapter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.store import ArticleRecord, ListEntryRecord
+
+
+@dataclass
+class ListEntryItem:
+    entry: ListEntryRecord
+
+
+@dataclass
+class ArticleItem:
+    record: ArticleRecord
+
+
+@dataclass
+class CheckItem:
+    """The outcome of fetching an article page that yielded no new content."""
+
+    url: str
+    outcome: str  # "unchanged" (304), "removed" (404/410 of a stored article) or "failed"
+    reason: str = ""
+    etag: str | None = None
+    last_modified: str | None = None

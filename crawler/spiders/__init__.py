@@ -1,0 +1,1 @@
+"""Scrapy spiders (``scrapy crawl column -a source=NAME``)."""

@@ -1,0 +1,352 @@
+"""The column spider: walks a VSB column's list pages and stores its articles, incrementally.
+
+    scrapy crawl column -a source=NAME [-a run_id=N]
+
+First run: every list page (backfill). Later runs: the first list page with a conditional request,
+more pages only while they hold unknown entries, the article pages of new entries, and conditional
+re-checks of recent articles to notice edits and removals. Parsing is done by pure functions in
+``crawler.parsing``; storing by the pipeline; the run's verdict by ``CrawlContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+
+import scrapy
+from scrapy import signals
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from crawler.context import CrawlContext
+from crawler.items import ArticleItem, CheckItem, ListEntryItem
+from crawler.locks import SourceLock
+from crawler.parsing import (
+    canonical_article_url,
+    decode_html,
+    find_column_list_url,
+    is_on_domains,
+    newsid_of,
+    parse_article,
+    parse_list_page,
+)
+from crawler.parsing.model import ListEntry, ListPage
+from crawler.sources import Source, load_sources
+from db import store
+from db.engine import open_database, transaction
+from db.models import utcnow
+from settings import load_config
+
+logger = logging.getLogger(__name__)
+
+GONE = (404, 410)
+# A run fails for template drift when at least this share of fetched article pages had no title or body.
+DRIFT_SHARE = 0.5
+MAX_LIST_PAGES = 2000
+
+
+class ColumnSpider(scrapy.Spider):
+    name = "column"
+    handle_httpstatus_list = [304, 404, 410]
+
+    def __init__(self, source: str | None = None, run_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not source:
+            raise ValueError("give the source: scrapy crawl column -a source=NAME")
+        self.config = load_config()
+        sources = load_sources(self.config.SOURCES_FILE)
+        if source not in sources:
+            raise ValueError(f"no source named {source!r} in {self.config.SOURCES_FILE}")
+        self.source: Source = sources[source]
+        self.allowed_domains = list(self.source.domains)
+        self.run_id = int(run_id) if run_id else None
+        self.ctx: CrawlContext | None = None
+        self.lock = SourceLock(self.config.DATABASE_URL, source)
+        self.scheduled: set[str] = set()
+        self.list_pages = 0
+        self.article_pages = 0
+        self.drifted = 0
+        self.discovery_tried = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ColumnSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.on_closed, signal=signals.spider_closed)
+        return spider
+
+    # ------------------------------------------------------------------ start
+    async def start(self) -> AsyncIterator[Any]:
+        await self._acquire_lock()
+        _engine, factory = open_database(self.config.DATABASE_URL)
+        self.ctx = ctx = CrawlContext.open(self.source, factory, self.run_id)
+        logger.info("%s: crawl run %d started (%s, %d articles known)", self.source.name, ctx.run_id,
+                    "incremental" if ctx.backfilled else "backfill", len(ctx.known))
+        list_url = ctx.discovered_list_url or self.source.list_url
+        if list_url:
+            yield self._list_request(list_url, page=1)
+        else:
+            for request in self._discovery_requests():
+                yield request
+        now = utcnow()
+        with transaction(factory) as s:
+            pending = store.urls_to_fetch(s, ctx.source_id)
+            rechecks = store.due_rechecks(s, ctx.source_id, now, self.config.RECHECK_DAYS,
+                                          self.config.RECHECK_INTERVAL)
+        for url, title, published in pending:
+            yield self._article_request(url, title, published)
+        for url, etag, last_modified in rechecks:
+            if url not in self.scheduled:
+                yield self._article_request(url, None, None, etag=etag, last_modified=last_modified, recheck=True)
+
+    async def _acquire_lock(self) -> None:
+        import asyncio
+
+        if self.lock.try_acquire():
+            return
+        logger.warning("%s: another crawl of this source is running; waiting for it", self.source.name)
+        while not self.lock.try_acquire():
+            await asyncio.sleep(0.5)
+
+    # ------------------------------------------------------------------ requests
+    def _list_request(self, url: str, page: int, discovered: bool = False) -> scrapy.Request:
+        headers = {}
+        ctx = self.ctx
+        assert ctx is not None
+        if page == 1 and ctx.backfilled and not discovered and url == (ctx.discovered_list_url or self.source.list_url):
+            if ctx.list_etag:
+                headers["If-None-Match"] = ctx.list_etag
+            if ctx.list_last_modified:
+                headers["If-Modified-Since"] = ctx.list_last_modified
+        return scrapy.Request(url, callback=self.parse_list, errback=self.list_failed, headers=headers,
+                              meta={"page": page, "discovered": discovered}, dont_filter=True, priority=10)
+
+    def _article_request(self, url: str, title: str | None, published: datetime | None, *,
+                         etag: str | None = None, last_modified: str | None = None,
+                         recheck: bool = False) -> scrapy.Request:
+        self.scheduled.add(url)
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed, headers=headers,
+                              meta={"list_title": title, "list_published": published, "recheck": recheck},
+                              dont_filter=True)
+
+    def _discovery_requests(self) -> Iterator[scrapy.Request]:
+        """Find the list page from the seed article's breadcrumb, else from the home page's navigation."""
+        self.discovery_tried = True
+        seeds = [u for u in (self.source.seed_url, self.source.home_url) if u]
+        if seeds:
+            yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
+                                 meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
+
+    # ------------------------------------------------------------------ list pages
+    def parse_list(self, response: Response) -> Iterator[Any]:
+        ctx = self.ctx
+        assert ctx is not None
+        page = response.meta["page"]
+        if response.status == 304:
+            logger.info("%s: list page unchanged (304)", self.source.name)
+            return
+        if response.status in GONE:
+            yield from self._list_broken(f"list page {response.url} answered {response.status}", page)
+            return
+        self.list_pages += 1
+        listing = parse_list_page(decode_html(response.body, _header_charset(response)), response.url,
+                                  self.source.selectors)
+        if not listing.entries:
+            yield from self._list_broken(f"template changed? list page {response.url} yielded no entries", page)
+            return
+        if page == 1:
+            if response.meta.get("discovered"):
+                ctx.found_list_url = response.url
+                logger.info("%s: using discovered list page %s", self.source.name, response.url)
+            ctx.new_list_etag = _header(response, b"ETag")
+            ctx.new_list_last_modified = _header(response, b"Last-Modified")
+        all_known = True
+        for entry in listing.entries:
+            url = self._entry_url(entry)
+            external = not is_on_domains(url, self.source.domains)
+            if url not in ctx.known:
+                all_known = False
+            yield ListEntryItem(store.ListEntryRecord(url=url, title=entry.title, published_at=entry.published,
+                                                      newsid=entry.newsid, external=external))
+            if not external and url not in ctx.known and url not in self.scheduled:
+                yield self._article_request(url, None if entry.title_truncated else entry.title, entry.published)
+        if ctx.backfilled and all_known:
+            logger.info("%s: list page %d holds only known entries; stop paging", self.source.name, page)
+            return
+        yield from self._next_page(listing, page)
+
+    def _next_page(self, listing: ListPage, page: int) -> Iterator[Any]:
+        if listing.next_url and page < MAX_LIST_PAGES:
+            if listing.next_url not in self.scheduled:
+                self.scheduled.add(listing.next_url)
+                yield self._list_request(listing.next_url, page + 1)
+            return
+        assert self.ctx is not None
+        self.ctx.reached_last_page = True
+        logger.info("%s: reached the last list page (%d)", self.source.name, page)
+
+    def _entry_url(self, entry: ListEntry) -> str:
+        return canonical_article_url(entry.url)
+
+    def _list_broken(self, reason: str, page: int) -> Iterator[Any]:
+        assert self.ctx is not None
+        if page == 1 and not self.discovery_tried and (self.source.seed_url or self.source.list_url):
+            logger.warning("%s: %s; discovering the column's list page", self.source.name, reason)
+            self.discovery_reason = reason
+            yield from self._discovery_requests()
+            return
+        self.ctx.fail(reason)
+
+    def list_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        reason = f"list page {request.url} unreachable: {_describe(failure)}"
+        if request.meta.get("page") == 1:
+            yield from self._list_broken(reason, 99)  # unreachable is an outage, not a moved column
+        else:
+            assert self.ctx is not None
+            self.ctx.fail(reason)
+
+    # ------------------------------------------------------------------ discovery
+    def parse_discovery(self, response: Response) -> Iterator[Any]:
+        html = decode_html(response.body, _header_charset(response))
+        found = None
+        if response.status == 200:
+            found = find_column_list_url(html, response.url, self.source.column)
+        if found and is_on_domains(found, self.source.domains) and found != self._broken_url():
+            logger.info("%s: discovered list page %s from %s", self.source.name, found, response.url)
+            yield self._list_request(found, page=1, discovered=True)
+            return
+        seeds = response.meta.get("seeds") or []
+        if seeds:
+            yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
+                                 meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
+            return
+        assert self.ctx is not None
+        self.ctx.fail(getattr(self, "discovery_reason", "no list_url") + "; discovery found no list page")
+
+    def _broken_url(self) -> str | None:
+        assert self.ctx is not None
+        return self.ctx.discovered_list_url or self.source.list_url if hasattr(self, "discovery_reason") else None
+
+    def discovery_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        seeds = request.meta.get("seeds") or []
+        if seeds:
+            yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
+                                 meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
+            return
+        assert self.ctx is not None
+        self.ctx.fail(f"{getattr(self, 'discovery_reason', 'no list_url')}; discovery failed: {_describe(failure)}")
+
+    # ------------------------------------------------------------------ article pages
+    def parse_article(self, response: Response) -> Iterator[Any]:
+        url = canonical_article_url(response.request.url if response.request else response.url)
+        meta = response.meta
+        if response.status == 304:
+            yield CheckItem(url, "unchanged", etag=_header(response, b"ETag"),
+                            last_modified=_header(response, b"Last-Modified"))
+            return
+        if response.status in GONE:
+            if meta.get("recheck"):
+                yield CheckItem(url, "removed", f"article page answered {response.status}")
+            else:
+                yield CheckItem(url, "failed", f"article page answered {response.status}")
+            return
+        self.article_pages += 1
+        page = parse_article(decode_html(response.body, _header_charset(response)), response.url,
+                             self.source.selectors)
+        title = page.title or meta.get("list_title")
+        if not title or page.body_html is None:
+            self.drifted += 1
+            missing = "title" if not title else "body"
+            yield CheckItem(url, "failed", f"template changed? article page yielded no {missing}")
+            return
+        published = self._published(url, page.published, page.date_only, meta.get("list_published"))
+        yield ArticleItem(store.ArticleRecord(
+            url=url, title=title, published_at=published, body_html=page.body_html, body_text=page.body_text,
+            newsid=newsid_of(url), list_title=meta.get("list_title"), author=page.author, origin=page.origin,
+            editor=page.editor, images=list(page.images),
+            attachments=[store.AttachmentRecord(name=a.name, url=a.url, in_body=a.in_body,
+                                                mime_type=_mime_type(a.name)) for a in page.attachments],
+            etag=_header(response, b"ETag"), last_modified=_header(response, b"Last-Modified"),
+        ))
+
+    def _published(self, url: str, page_date: datetime | None, date_only: bool,
+                   list_date: datetime | None) -> datetime | None:
+        """A time the article page gives beats the list's bare date; then the list; then the page's date."""
+        if page_date is not None and not date_only:
+            return page_date
+        if list_date is not None:
+            return list_date
+        if page_date is not None:
+            return page_date
+        logger.warning("%s: no date for %s on the list or the page; using first-seen time", self.source.name, url)
+        return None
+
+    def article_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        yield CheckItem(canonical_article_url(request.url), "failed", _describe(failure))
+
+    # ------------------------------------------------------------------ end
+    def on_closed(self, spider: scrapy.Spider, reason: str) -> None:
+        ctx = self.ctx
+        try:
+            if ctx is None:
+                return
+            if self.article_pages and self.drifted >= max(1, self.article_pages * DRIFT_SHARE):
+                ctx.fail(f"template changed? {self.drifted} of {self.article_pages} article pages "
+                         "yielded no title or body")
+            stats = self.crawler.stats
+            requests = int(stats.get_value("downloader/request_count", 0) or 0)
+            status = ctx.finish(requests=requests, pages=self.list_pages + self.article_pages, close_reason=reason)
+            seconds = (utcnow() - ctx.started).total_seconds()
+            logger.info(
+                "crawl %s: %s in %.1fs, %d requests, %d pages, new %d, updated %d, unchanged %d, removed %d, "
+                "failed %d%s", self.source.name, status, seconds, requests, self.list_pages + self.article_pages,
+                ctx.counts["new"], ctx.counts["updated"], ctx.counts["unchanged"], ctx.counts["removed"],
+                ctx.counts["failed"], f" ({ctx.failure})" if ctx.failure else "")
+        finally:
+            self.lock.release()
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value else None
+
+
+def _header_charset(response: Response) -> str | None:
+    ctype = _header(response, b"Content-Type") or ""
+    for part in ctype.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip("\"' ")
+    return None
+
+
+def _describe(failure: Failure) -> str:
+    exc = failure.value
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+MIME_BY_EXT = {
+    "pdf": "application/pdf", "doc": "application/msword", "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "zip": "application/zip", "rar": "application/vnd.rar", "7z": "application/x-7z-compressed",
+    "txt": "text/plain", "wps": "application/vnd.ms-works", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+    "png": "image/png", "mp4": "video/mp4",
+}
+
+
+def _mime_type(name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return MIME_BY_EXT.get(ext, "application/octet-stream")

@@ -1,0 +1,307 @@
+"""Storage operations the crawler and the service need: idempotent upserts, edits, removals, runs.
+
+Every function takes an open session and leaves committing to the caller's transaction, so that one
+item is stored entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from db.models import Article, Attachment, CrawlRun, Source, utcnow
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    name: str
+    url: str
+    mime_type: str | None = None
+    in_body: bool = False
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """An extracted article page, as storage sees it (no crawler types cross into db/)."""
+
+    url: str
+    title: str
+    published_at: datetime | None
+    body_html: str
+    body_text: str
+    newsid: int | None = None
+    list_title: str | None = None
+    author: str | None = None
+    origin: str | None = None
+    editor: str | None = None
+    images: list[str] = field(default_factory=list)
+    attachments: list[AttachmentRecord] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class ListEntryRecord:
+    url: str
+    title: str
+    published_at: datetime | None
+    newsid: int | None = None
+    external: bool = False
+
+
+def content_hash(title: str, body_html: str, attachments: list[AttachmentRecord]) -> str:
+    """What counts as an edit: the extracted title, body and attachments, never the page's chrome."""
+    payload = json.dumps(
+        [title.strip(), body_html.strip(), [[a.name, a.url, a.in_body] for a in attachments]],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- sources and runs
+def sync_source(session: Session, name: str, title: str, list_url: str | None) -> Source:
+    """Create or update the row for a configured source (configuration wins over the database)."""
+    src = session.scalar(select(Source).where(Source.name == name))
+    if src is None:
+        src = Source(name=name, title=title, list_url=list_url)
+        session.add(src)
+        session.flush()
+    else:
+        if src.title != title:
+            src.title = title
+        if src.list_url != list_url:
+            src.list_url = list_url
+    return src
+
+
+def get_source(session: Session, name: str) -> Source | None:
+    return session.scalar(select(Source).where(Source.name == name))
+
+
+def begin_run(session: Session, source_id: int) -> CrawlRun:
+    run = CrawlRun(source_id=source_id, started_at=utcnow(), status="running")
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(session: Session, run_id: int, status: str, error: str | None = None, **counts: int) -> CrawlRun:
+    run = session.get(CrawlRun, run_id)
+    if run is None:
+        raise LookupError(f"crawl run {run_id} not found")
+    run.status = status
+    run.error = error
+    run.finished_at = utcnow()
+    for key, value in counts.items():
+        setattr(run, key, value)
+    return run
+
+
+def fail_stale_runs(session: Session, source_id: int, reason: str) -> int:
+    """Runs left 'running' by a killed crawl are recorded as failed, with the reason."""
+    result = session.execute(
+        update(CrawlRun)
+        .where(CrawlRun.source_id == source_id, CrawlRun.status == "running")
+        .values(status="failed", error=reason, finished_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def last_run(session: Session, source_id: int) -> CrawlRun | None:
+    return session.scalar(
+        select(CrawlRun).where(CrawlRun.source_id == source_id).order_by(CrawlRun.id.desc()).limit(1)
+    )
+
+
+def last_finished_run(session: Session, source_id: int) -> CrawlRun | None:
+    return session.scalar(
+        select(CrawlRun)
+        .where(CrawlRun.source_id == source_id, CrawlRun.status != "running")
+        .order_by(CrawlRun.id.desc()).limit(1)
+    )
+
+
+def last_success(session: Session, source_id: int) -> CrawlRun | None:
+    return session.scalar(
+        select(CrawlRun)
+        .where(CrawlRun.source_id == source_id, CrawlRun.status == "ok")
+        .order_by(CrawlRun.id.desc()).limit(1)
+    )
+
+
+def count_articles(session: Session, source_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Article).where(
+            Article.source_id == source_id, Article.removed_at.is_(None),
+            or_(Article.status == "ok", Article.external.is_(True)),
+        )
+    ) or 0
+
+
+# ---------------------------------------------------------------- what the crawl needs to know
+def known_urls(session: Session, source_id: int) -> set[str]:
+    return set(session.scalars(select(Article.url).where(Article.source_id == source_id)))
+
+
+def urls_to_fetch(session: Session, source_id: int) -> list[tuple[str, str | None, datetime | None]]:
+    """Entries seen on a list page whose article page is not stored yet (new, or failed last time)."""
+    rows = session.execute(
+        select(Article.url, Article.list_title, Article.published_at)
+        .where(Article.source_id == source_id, Article.external.is_(False),
+               Article.status.in_(("pending", "failed")), Article.removed_at.is_(None))
+        .order_by(Article.id)
+    )
+    return [(r.url, r.list_title, r.published_at) for r in rows]
+
+
+def due_rechecks(
+    session: Session, source_id: int, now: datetime, recheck_days: int, interval_hours: float
+) -> list[tuple[str, str | None, str | None]]:
+    """Recent stored articles whose last check is older than the interval: (url, etag, last_modified)."""
+    if recheck_days <= 0:
+        return []
+    horizon = now - timedelta(days=recheck_days)
+    checked_before = now - timedelta(hours=interval_hours)
+    stmt = (
+        select(Article.url, Article.etag, Article.last_modified)
+        .where(
+            Article.source_id == source_id, Article.external.is_(False), Article.status == "ok",
+            Article.removed_at.is_(None),
+            or_(Article.first_seen_at >= horizon, Article.published_at >= horizon),
+        )
+        .order_by(Article.published_at.desc(), Article.id.desc())
+    )
+    if interval_hours > 0:
+        stmt = stmt.where(or_(Article.last_checked_at.is_(None), Article.last_checked_at <= checked_before))
+    return [(r.url, r.etag, r.last_modified) for r in session.execute(stmt)]
+
+
+# ---------------------------------------------------------------- writes
+def record_list_entry(session: Session, source_id: int, entry: ListEntryRecord, now: datetime) -> str:
+    """Remember a list entry. Returns 'new' (an external item stored), 'pending', 'updated' or 'known'.
+
+    Off-site items (e.g. WeChat articles) are complete with the list's title and date; on-site ones
+    wait for their article page.
+    """
+    art = session.scalar(select(Article).where(Article.source_id == source_id, Article.url == entry.url))
+    if art is None:
+        art = Article(
+            source_id=source_id, url=entry.url, newsid=entry.newsid, external=entry.external,
+            status="ok" if entry.external else "pending", title=entry.title, list_title=entry.title,
+            published_at=entry.published_at, first_seen_at=now,
+            updated_at=(entry.published_at or now) if entry.external else None,
+        )
+        session.add(art)
+        session.flush()
+        return "new" if entry.external else "pending"
+    if art.external and art.removed_at is None and (art.title, art.published_at) != (entry.title, entry.published_at):
+        art.title, art.list_title, art.published_at, art.updated_at = entry.title, entry.title, entry.published_at, now
+        return "updated"
+    if art.external and art.removed_at is not None:
+        art.removed_at = None
+        art.updated_at = now
+        return "updated"
+    if not art.external and art.list_title != entry.title:
+        art.list_title = entry.title
+    return "known"
+
+
+def store_article(session: Session, source_id: int, rec: ArticleRecord, now: datetime) -> str:
+    """Idempotent upsert of an article page. Returns 'new', 'updated' or 'unchanged'."""
+    digest = content_hash(rec.title, rec.body_html, rec.attachments)
+    art = session.scalar(
+        select(Article).options(selectinload(Article.attachments))
+        .where(Article.source_id == source_id, Article.url == rec.url)
+    )
+    if art is None:
+        art = Article(source_id=source_id, url=rec.url, first_seen_at=now, external=False, status="pending",
+                      title=rec.title)
+        session.add(art)
+    was_stored = art.status == "ok" or art.content_hash is not None
+    changed = art.content_hash != digest
+    art.last_checked_at = now
+    art.etag, art.last_modified = rec.etag, rec.last_modified
+    art.fetch_error = None
+    art.fetch_attempts = 0
+    reappeared = art.removed_at is not None
+    art.removed_at = None
+    art.status = "ok"
+    if rec.newsid is not None:
+        art.newsid = rec.newsid
+    if rec.list_title:
+        art.list_title = rec.list_title
+    if rec.published_at is not None:
+        art.published_at = rec.published_at
+    elif art.published_at is None:
+        art.published_at = art.first_seen_at
+    art.author, art.origin, art.editor = rec.author, rec.origin, rec.editor
+    if not changed and was_stored:
+        return "updated" if reappeared else "unchanged"
+    art.title = rec.title
+    art.body_html, art.body_text = rec.body_html, rec.body_text
+    art.images = list(rec.images)
+    art.content_hash = digest
+    art.attachments = [
+        Attachment(position=i, name=a.name, url=a.url, mime_type=a.mime_type, in_body=a.in_body)
+        for i, a in enumerate(rec.attachments)
+    ]
+    art.updated_at = now if was_stored else (rec.published_at or now)
+    session.flush()
+    return "updated" if was_stored else "new"
+
+
+def mark_unchanged(session: Session, source_id: int, url: str, now: datetime,
+                   etag: str | None = None, last_modified: str | None = None) -> None:
+    values: dict[str, object] = {"last_checked_at": now}
+    if etag:
+        values["etag"] = etag
+    if last_modified:
+        values["last_modified"] = last_modified
+    session.execute(update(Article).where(Article.source_id == source_id, Article.url == url).values(**values))
+
+
+def mark_removed(session: Session, source_id: int, url: str, now: datetime) -> bool:
+    """The article page is gone: keep the row (never delete), hide it from feeds."""
+    result = session.execute(
+        update(Article)
+        .where(Article.source_id == source_id, Article.url == url, Article.removed_at.is_(None),
+               Article.status == "ok")
+        .values(removed_at=now, last_checked_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def mark_failed(session: Session, source_id: int, url: str, error: str, now: datetime) -> None:
+    """A fetch or extraction failed: keep what was stored, retry next run."""
+    session.execute(
+        update(Article)
+        .where(Article.source_id == source_id, Article.url == url)
+        .values(fetch_error=error[:2000], fetch_attempts=Article.fetch_attempts + 1, last_checked_at=now)
+    )
+    session.execute(
+        update(Article)
+        .where(and_(Article.source_id == source_id, Article.url == url, Article.status == "pending"))
+        .values(status="failed")
+    )
+
+
+def set_list_state(session: Session, source_id: int, *, etag: str | None = None,
+                   last_modified: str | None = None, backfilled_at: datetime | None = None,
+                   discovered_list_url: str | None = None, clear_discovered: bool = False) -> None:
+    src = session.get(Source, source_id)
+    if src is None:
+        return
+    if etag is not None or last_modified is not None:
+        src.list_etag, src.list_last_modified = etag, last_modified
+    if backfilled_at is not None and src.backfilled_at is None:
+        src.backfilled_at = backfilled_at
+    if discovered_list_url is not None:
+        src.discovered_list_url = discovered_list_url
+    if clear_discovered:
+        src.discovered_list_url = None
+        src.list_etag = src.list_last_modified = None

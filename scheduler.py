@@ -1,0 +1,276 @@
+"""ghu-feeds service entry point: schedule crawls, publish feeds, serve them.
+
+    python scheduler.py                 run the service (scheduler + feed server)
+    python scheduler.py --once          crawl every source once, publish, exit (1 if any crawl failed)
+    python scheduler.py status          a table of sources: articles, last crawl, result, next run
+    python scheduler.py publish         rebuild the feeds from the database
+    python scheduler.py add URL [--name NAME] [--column NAME]   add a VSB column to the sources file
+
+This module only orchestrates: crawling is in ``crawler/``, storage in ``db/``, feeds in ``feeds/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crawler.runner import CrawlOutcome, run_crawl
+from crawler.sources import Schedule, Source, SourcesError, load_sources
+from db import store
+from db.engine import normalize_url, open_database, transaction
+from db.models import utcnow
+from settings import AppConfig, ConfigError, load_config
+
+logger = logging.getLogger("ghu-feeds")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+STOP_GRACE_SECONDS = 5.0
+_service: Service | None = None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def schedule_of(source: Source, cfg: AppConfig) -> Schedule:
+    return source.schedule or Schedule(minutes=cfg.CRAWL_INTERVAL)
+
+
+def make_trigger(schedule: Schedule) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    if schedule.cron:
+        return CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
+    assert schedule.minutes is not None
+    jitter = int(min(60, schedule.minutes * 6))  # ≤ 10 % of the interval, at most a minute
+    return IntervalTrigger(minutes=schedule.minutes, jitter=jitter or None, timezone=SHANGHAI)
+
+
+def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime) -> datetime:
+    """Due now if never crawled or the last crawl is older than the interval; else keep its rhythm."""
+    if last_start is None:
+        return now
+    if schedule.cron:
+        due = make_trigger(schedule).get_next_fire_time(None, last_start.astimezone(SHANGHAI))
+    else:
+        assert schedule.minutes is not None
+        due = last_start + timedelta(minutes=schedule.minutes)
+    return now if due is None or due <= now else due
+
+
+class Service:
+    """The running service's shared state: database, sources, publishing, the feed server."""
+
+    def __init__(self, cfg: AppConfig, sources: dict[str, Source]) -> None:
+        self.cfg = cfg
+        self.sources = sources
+        self.engine, self.factory = open_database(cfg.DATABASE_URL)
+        self.source_ids: dict[str, int] = {}
+        with transaction(self.factory) as s:
+            for src in sources.values():
+                self.source_ids[src.name] = store.sync_source(s, src.name, src.title, src.list_url).id
+        self.stop = threading.Event()
+        self.publish_lock = threading.Lock()
+        self.server: Any = None
+
+    # -- work
+    def crawl(self, name: str) -> CrawlOutcome:
+        outcome = run_crawl(self.factory, self.source_ids[name], name, self.cfg.CRAWL_TIMEOUT, self.stop,
+                            grace=STOP_GRACE_SECONDS)
+        if outcome.changed or not (self.cfg.feeds_path / f"{name}.xml").exists():
+            self.publish()
+        return outcome
+
+    def publish(self) -> Any:
+        from feeds.publish import publish
+
+        with self.publish_lock:
+            result = publish(self.factory, self.cfg, list(self.sources))
+            if self.server is not None:
+                self.server.reload()
+        return result
+
+    def last_start(self, name: str) -> datetime | None:
+        with self.factory() as s:
+            run = store.last_run(s, self.source_ids[name])
+            return None if run is None else run.started_at
+
+    # -- service
+    def start_server(self) -> tuple[str, int]:
+        from feeds.server import FeedServer
+        from feeds.status import health, metrics
+
+        names = list(self.sources)
+        shortest = min(schedule_of(s, self.cfg).minutes or 60 for s in self.sources.values())
+        self.server = FeedServer(
+            self.cfg.FEEDS_DIR, self.cfg.HTTP_HOST, self.cfg.HTTP_PORT,
+            cache_max_age=max(60, min(1800, shortest * 30)),
+            health=lambda: health(self.factory, self.cfg.HEALTH_MAX_AGE, names),
+            metrics=lambda: metrics(self.factory),
+        )
+        return self.server.start_in_thread()
+
+    def schedule(self) -> Any:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        sched = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=normalize_url(self.cfg.DATABASE_URL))},
+            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(self.sources)))},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=SHANGHAI,
+        )
+        sched.start(paused=True)
+        wanted = {f"crawl:{name}" for name in self.sources}
+        for job in sched.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        now = utcnow()
+        for name, src in self.sources.items():
+            sch = schedule_of(src, self.cfg)
+            when = next_run_time(sch, self.last_start(name), now)
+            sched.add_job(
+                "scheduler:scheduled_crawl", make_trigger(sch), args=[name], id=f"crawl:{name}",
+                name=f"crawl {name}", replace_existing=True, next_run_time=when,
+                misfire_grace_time=max(60, (sch.minutes or 60) * 30),
+            )
+            logger.info("%s: %s; next crawl at %s", name, sch.describe(), when.astimezone(SHANGHAI).isoformat())
+        sched.resume()
+        return sched
+
+
+def scheduled_crawl(name: str) -> None:
+    """The APScheduler job (referenced by name so the persisted job survives code changes)."""
+    service = _service
+    if service is None or service.stop.is_set():
+        return
+    try:
+        service.crawl(name)
+    except Exception:
+        logger.exception("crawl %s: unexpected error in the scheduler job", name)
+
+
+# ---------------------------------------------------------------- commands
+def cmd_serve(cfg: AppConfig, sources: dict[str, Source]) -> int:
+    global _service
+    service = _service = Service(cfg, sources)
+    sys.modules.setdefault("scheduler", sys.modules[__name__])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop.set())
+    service.publish()
+    host, port = service.start_server()
+    logger.info("serving %s at http://%s:%d/ (public URL %s)", cfg.FEEDS_DIR, host, port, cfg.PUBLIC_URL)
+    sched = service.schedule()
+    while not service.stop.wait(1.0):
+        pass
+    logger.info("stopping: no new crawls; a running crawl gets %.0f s to finish", STOP_GRACE_SECONDS)
+    sched.shutdown(wait=True)
+    service.server.stop()
+    service.engine.dispose()
+    logger.info("stopped")
+    return 0
+
+
+def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
+    service = Service(cfg, sources)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop.set())
+    outcomes = [service.crawl(name) for name in sources if not service.stop.is_set()]
+    service.publish()
+    failed = [o for o in outcomes if o.status != "ok"]
+    for o in failed:
+        print(f"{o.source}: crawl failed: {o.error}", file=sys.stderr)
+    return 1 if failed or len(outcomes) < len(sources) else 0
+
+
+def cmd_status(cfg: AppConfig, sources: dict[str, Source]) -> int:
+    from feeds.status import source_statuses
+
+    service = Service(cfg, sources)
+    rows = [("SOURCE", "ARTICLES", "LAST CRAWL", "RESULT", "NEXT RUN")]
+    now = utcnow()
+    for st in source_statuses(service.factory, list(sources)):
+        run = st.last_run
+        result = "never crawled" if run is None else run.status
+        if run is not None and run.status != "ok" and run.error:
+            result += f": {run.error}"
+        elif run is not None:
+            result += f" (new {run.new}, updated {run.updated}, removed {run.removed}, failed {run.failed})"
+        nxt = next_run_time(schedule_of(sources[st.name], cfg), service.last_start(st.name), now)
+        rows.append((st.name, str(st.articles), _local(st.last_time), result,
+                     "due now" if nxt <= now else _local(nxt)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    return 0
+
+
+def _local(when: datetime | None) -> str:
+    return "-" if when is None else when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def cmd_publish(cfg: AppConfig, sources: dict[str, Source]) -> int:
+    result = Service(cfg, sources).publish()
+    print(result)
+    return 0
+
+
+def cmd_add(cfg: AppConfig, args: argparse.Namespace) -> int:
+    from crawler.add_source import AddError, add_source
+
+    try:
+        add_source(cfg, args.url, name=args.name, column=args.column, out=sys.stdout)
+    except AddError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--once", action="store_true", help="crawl every source once, publish, exit")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("status", help="show each source's articles, last crawl and next run")
+    sub.add_parser("publish", help="rebuild the feeds from the database")
+    add = sub.add_parser("add", help="discover a VSB column from a URL and add it to the sources file")
+    add.add_argument("url", help="a column list page, an article page or a home page")
+    add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
+    add.add_argument("--column", help="the column's name as the site shows it")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.LOG_LEVEL)
+    if args.command == "add":
+        return cmd_add(cfg, args)
+    try:
+        sources = load_sources(cfg.SOURCES_FILE)
+    except SourcesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "status":
+        return cmd_status(cfg, sources)
+    if args.command == "publish":
+        return cmd_publish(cfg, sources)
+    if args.once:
+        return cmd_once(cfg, sources)
+    return cmd_serve(cfg, sources)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
