@@ -246,10 +246,13 @@ def store_article(session: Session, source_id: int, rec: ArticleRecord, now: dat
     art.body_html, art.body_text = rec.body_html, rec.body_text
     art.images = list(rec.images)
     art.content_hash = digest
-    art.attachments = [
+    if art.attachments:
+        art.attachments.clear()
+        session.flush()  # delete the old rows before inserting new ones at the same positions
+    art.attachments.extend(
         Attachment(position=i, name=a.name, url=a.url, mime_type=a.mime_type, in_body=a.in_body)
         for i, a in enumerate(rec.attachments)
-    ]
+    )
     art.updated_at = now if was_stored else (rec.published_at or now)
     session.flush()
     return "updated" if was_stored else "new"
