@@ -39,7 +39,7 @@ def setup_logging(level: str) -> None:
 
 
 def schedule_of(source: Source, cfg: AppConfig) -> Schedule:
-    return source.schedule or Schedule(minutes=cfg.CRAWL_INTERVAL)
+    return source.schedule or Schedule(seconds=cfg.CRAWL_INTERVAL * 60)
 
 
 def make_trigger(schedule: Schedule) -> Any:
@@ -48,9 +48,9 @@ def make_trigger(schedule: Schedule) -> Any:
 
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
-    assert schedule.minutes is not None
-    jitter = int(min(60, schedule.minutes * 6))  # ≤ 10 % of the interval, at most a minute
-    return IntervalTrigger(minutes=schedule.minutes, jitter=jitter or None, timezone=SHANGHAI)
+    assert schedule.seconds is not None
+    jitter = int(min(60, schedule.seconds / 10))  # ≤ 10 % of the interval, at most a minute
+    return IntervalTrigger(seconds=schedule.seconds, jitter=jitter or None, timezone=SHANGHAI)
 
 
 def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime) -> datetime:
@@ -60,8 +60,8 @@ def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime
     if schedule.cron:
         due = make_trigger(schedule).get_next_fire_time(None, last_start.astimezone(SHANGHAI))
     else:
-        assert schedule.minutes is not None
-        due = last_start + timedelta(minutes=schedule.minutes)
+        assert schedule.seconds is not None
+        due = last_start + timedelta(seconds=schedule.seconds)
     return now if due is None or due <= now else due
 
 
@@ -108,10 +108,10 @@ class Service:
         from feeds.status import health, metrics
 
         names = list(self.sources)
-        shortest = min(schedule_of(s, self.cfg).minutes or 60 for s in self.sources.values())
+        shortest = min(schedule_of(s, self.cfg).typical_seconds for s in self.sources.values())
         self.server = FeedServer(
             self.cfg.FEEDS_DIR, self.cfg.HTTP_HOST, self.cfg.HTTP_PORT,
-            cache_max_age=max(60, min(1800, shortest * 30)),
+            cache_max_age=max(1, min(1800, shortest // 2)),  # half the crawl interval, at most 30 min
             health=lambda: health(self.factory, self.cfg.HEALTH_MAX_AGE, names),
             metrics=lambda: metrics(self.factory),
         )
@@ -140,7 +140,7 @@ class Service:
             sched.add_job(
                 "scheduler:scheduled_crawl", make_trigger(sch), args=[name], id=f"crawl:{name}",
                 name=f"crawl {name}", replace_existing=True, next_run_time=when,
-                misfire_grace_time=max(60, (sch.minutes or 60) * 30),
+                misfire_grace_time=max(1, sch.typical_seconds // 2),
             )
             logger.info("%s: %s; next crawl at %s", name, sch.describe(), when.astimezone(SHANGHAI).isoformat())
         sched.resume()

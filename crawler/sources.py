@@ -17,7 +17,7 @@ from crawler.parsing.model import Selectors
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RESERVED_NAMES = {"all", "index", "opml", "healthz", "metrics"}
-INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?)?\s*$", re.IGNORECASE)
+INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)?\s*$", re.IGNORECASE)
 
 
 class SourcesError(ValueError):
@@ -26,13 +26,21 @@ class SourcesError(ValueError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """Either every ``minutes`` minutes or a five-field cron expression (Asia/Shanghai)."""
+    """Either every ``seconds`` seconds or a five-field cron expression (Asia/Shanghai)."""
 
-    minutes: int | None = None
+    seconds: int | None = None
     cron: str | None = None
 
     def describe(self) -> str:
-        return f"cron {self.cron}" if self.cron else f"every {self.minutes} min"
+        if self.cron:
+            return f"cron {self.cron}"
+        assert self.seconds is not None
+        return f"every {self.seconds // 60} min" if self.seconds % 60 == 0 else f"every {self.seconds} s"
+
+    @property
+    def typical_seconds(self) -> int:
+        """The interval, or an hour for cron schedules (used for cache lifetimes and grace times)."""
+        return self.seconds or 3600
 
 
 @dataclass(frozen=True)
@@ -63,21 +71,21 @@ class Source:
 
 
 def parse_schedule(raw: Any) -> Schedule:
-    """``"30m"``, ``"2h"``, ``90`` (minutes) or a cron line such as ``"0 8-20 * * *"``."""
+    """``"30m"``, ``"2h"``, ``"45s"``, ``90`` (minutes) or a cron line such as ``"0 8-20 * * *"``."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         if raw < 1:
             raise ValueError("schedule must be at least 1 minute")
-        return Schedule(minutes=raw)
+        return Schedule(seconds=raw * 60)
     if not isinstance(raw, str):
         raise ValueError("schedule must be an interval like \"30m\" or a cron expression")
     m = INTERVAL_RE.match(raw)
     if m:
         n = int(m.group(1))
         unit = (m.group(2) or "m")[0].lower()
-        minutes = n * {"m": 1, "h": 60, "d": 1440}[unit]
-        if minutes < 1:
-            raise ValueError("schedule must be at least 1 minute")
-        return Schedule(minutes=minutes)
+        seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        if seconds < 1:
+            raise ValueError("schedule must be at least 1 second")
+        return Schedule(seconds=seconds)
     if len(raw.split()) == 5:
         from apscheduler.triggers.cron import CronTrigger
 
