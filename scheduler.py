@@ -92,7 +92,7 @@ class Service:
         from feeds.publish import publish
 
         with self.publish_lock:
-            result = publish(self.factory, self.cfg, list(self.sources))
+            result = publish(self.factory, self.cfg)
             if self.server is not None:
                 self.server.reload()
         return result

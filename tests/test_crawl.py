@@ -56,7 +56,7 @@ def test_incremental_run_stores_new_notices_edits_and_removals(sqlite_url: str, 
         assert len(articles(sqlite_url)) == 46
 
         edited = copy.deepcopy(BASE_ARTICLES)
-        new = [dict(id=2690 + i, date="2025-07-0%d" % (3 - i), author="党校办公室", source="组织部",
+        new = [dict(id=2690 + i, date=f"2025-07-0{3 - i}", author="党校办公室", source="组织部",
                     title=f"新增测试文章第{i + 1}篇：党校工作动态", body=[f"第{i + 1}篇新文章的正文。", "第二段。"])
                for i in range(3)]
         edited[1]["body"] = [*edited[1]["body"], "（本文已更新：补充了活动照片说明。）"]  # 2676, recent
