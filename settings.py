@@ -95,7 +95,7 @@ SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
     "ARCHIVE_PAGE_SIZE": ("50", _positive_int, "articles per RFC 5005 archive page"),
     "HTTP_HOST": ("127.0.0.1", _text, "address the feed server listens on"),
     "HTTP_PORT": ("8080", _port, "port the feed server listens on (0: any free port)"),
-    "PUBLIC_URL": ("", str, "public base URL where FEEDS_DIR is served (default http://HTTP_HOST:HTTP_PORT/)"),
+    "PUBLIC_URL": ("", lambda _name, raw: raw.strip(), "public base URL where FEEDS_DIR is served (default http://HTTP_HOST:HTTP_PORT/)"),
     "CRAWL_INTERVAL": ("60", _positive_int, "minutes between crawls of a source without its own schedule"),
     "CRAWL_DELAY": ("1", _non_negative_float,
                     "seconds between requests to the source (0 turns every delay and AutoThrottle off)"),
