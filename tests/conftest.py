@@ -76,3 +76,24 @@ def replica_copy(tmp_path: Path) -> tuple[Path, dict]:
     """A private, editable replica build."""
     out = tmp_path / "site"
     return out, build_site(out)
+
+
+@pytest.fixture(scope="session")
+def crawled_replica(tmp_path_factory: pytest.TempPathFactory, replica_build) -> tuple[str, dict, str]:
+    """A database filled by one real crawl of the default replica: (db_url, manifest, site base URL).
+
+    Read-only for the tests that use it; the site server is stopped after the crawl (stored URLs keep
+    its port, which is fine for feed tests).
+    """
+    from tests.fixtures.project import project_env, scrapy_crawl, write_sources
+    from tests.fixtures.site import serve
+
+    root, manifest = replica_build
+    work = tmp_path_factory.mktemp("crawled")
+    db_url = f"sqlite:///{work / 'ghu.db'}"
+    with serve(root) as site:
+        sources = write_sources(work / "sources.toml", {
+            "name": "dxgzdt", "title": "党校工作动态", "list_url": f"{site.base}/dxgz/dxgzdt.htm"})
+        result = scrapy_crawl("dxgzdt", project_env(db_url, sources))
+        assert result.returncode == 0, result.stderr[-3000:]
+        return db_url, manifest, site.base
