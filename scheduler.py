@@ -81,10 +81,10 @@ class Service:
         self.server: Any = None
 
     # -- work
-    def crawl(self, name: str) -> CrawlOutcome:
+    def crawl(self, name: str, publish: bool = True) -> CrawlOutcome:
         outcome = run_crawl(self.factory, self.source_ids[name], name, self.cfg.CRAWL_TIMEOUT, self.stop,
                             grace=STOP_GRACE_SECONDS)
-        if outcome.changed or not (self.cfg.feeds_path / f"{name}.xml").exists():
+        if publish and (outcome.changed or not (self.cfg.feeds_path / f"{name}.xml").exists()):
             self.publish()
         return outcome
 
@@ -183,7 +183,7 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     service = Service(cfg, sources)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
-    outcomes = [service.crawl(name) for name in sources if not service.stop.is_set()]
+    outcomes = [service.crawl(name, publish=False) for name in sources if not service.stop.is_set()]
     service.publish()
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
