@@ -1,0 +1,349 @@
+"""VSB article pages: title, meta line, sanitized body, images, attachments, breadcrumb.
+
+Anchors in order of stability: ``form[name=_newscontent_fromname]`` wraps the article, ``.v_news_content``
+holds the body, attachments are ``download.jsp`` links. Titles and meta lines have no common markup,
+so they are found by position (inside the form, outside the body) and by their labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from datetime import datetime
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from ._dom import (
+    absolute_url,
+    css,
+    first,
+    inner_html,
+    is_hidden,
+    is_inside,
+    norm_space,
+    parse_html,
+    raw_text_of,
+    remove,
+    text_of,
+)
+from .dates import parse_date
+from .model import ArticlePage, AttachmentLink, Selectors
+from .sanitize import html_to_text, sanitize_html
+
+log = logging.getLogger(__name__)
+
+FORM = "form[name=_newscontent_fromname]"
+BODY_SELECTORS = (".v_news_content", "[id^=vsb_content]", "#vsb_newscontent", "[id^=vsb_newscontent]",
+                  ".article-content", ".article_content", ".arti_content")
+TITLE_SELECTORS = ("h1", "h2", "h3", ".title", ".nr-tit", ".arti_title", ".arti-title", ".content-title",
+                   ".article-title", ".news-title", ".news_title", "[class^=titlestyle]", ".tit", ".bt")
+# Old VSB templates print bare values in numbered classes: <span class="timestyle1139">2024-10-24</span>
+_STYLE_FIELDS = {"published": "[class^=timestyle]", "author": "[class^=authorstyle]"}
+FILE_EXTENSIONS = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "zip", "rar", "7z", "txt",
+                             "wps", "et", "dps", "ofd", "csv", "rtf", "odt", "ods", "odp", "tar", "gz"})
+
+# Longer labels first so that 责任编辑 is not read as 编辑 and 发布时间 not as 时间.
+_FIELD_LABELS = {
+    "published": ("发布时间", "发布日期", "发表时间", "发文时间", "更新时间", "时间", "日期"),
+    "author": ("作者", "撰稿人", "撰稿", "撰文"),
+    "origin": ("供稿单位", "发布单位", "发布部门", "来源单位", "来源", "供稿"),
+    "editor": ("责任编辑", "网络编辑", "责编", "编辑"),
+    None: ("摄影", "图片", "审核人", "审核", "审稿", "初审", "复审", "终审", "校对", "点击数", "点击量",
+           "点击率", "点击", "浏览量", "浏览次数", "浏览", "阅读量", "阅读次数", "阅读", "访问量", "字号"),
+}
+_LABEL_KIND = {label: kind for kind, labels in _FIELD_LABELS.items() for label in labels}
+_LABEL_RE = re.compile("(" + "|".join(sorted(_LABEL_KIND, key=len, reverse=True)) + r")\s*[:：]")
+_VALUE_END = re.compile(r"[\s\u00a0\u3000]{2,}")
+_VALUE_STRIP = " \t\r\n\u00a0\u3000|｜丨/【】[]"
+_CREDITS = re.compile(r"[（(]\s*((?:供稿|审核|审稿|编辑|责任编辑|撰稿|作者|来源|摄影)\s*[:：][^（()）]*)[)）]\s*$")
+_PREV_NEXT = re.compile(r"^(上一篇|下一篇|上一条|下一条|上篇|下篇)\s*[:：]")
+_PRINT_CLOSE = re.compile(r"^[【\[]?\s*(打印本页|打印|关闭窗口|关闭|返回顶部)\s*[】\]]?$")
+_DOWNLOAD = re.compile(r"download\.jsp|DownloadAttachUrl", re.I)
+_POSITION_LABEL = re.compile(r"(您现在的位置|当前位置|现在位置|所在位置|位置)\s*(?:是)?\s*[:：]")
+_BREADCRUMB_CLASSES = (".dqwz, .position, .location, .breadcrumb, .crumb, .crumbs, [class*=breadcrumb], "
+                       "[class*=position], [class*=location], [class*=dqwz], [class*=weizhi]")
+
+EMPTY = ArticlePage(title=None, published=None, date_only=False, author=None, origin=None, editor=None,
+                    body_html=None, body_text="")
+
+
+def parse_article(html: str, page_url: str, selectors: Selectors | None = None) -> ArticlePage:
+    """Everything the feed needs from an article page; never raises (fields None/empty when absent)."""
+    try:
+        return _parse(html, page_url, selectors or Selectors())
+    except Exception:  # one broken page must not stop a crawl
+        log.warning("article %s could not be parsed", page_url, exc_info=True)
+        return EMPTY
+
+
+def _parse(html: str, page_url: str, selectors: Selectors) -> ArticlePage:
+    root = parse_html(html)
+    form = first(root, FORM)
+    scope = form if form is not None else root
+    body = _find_body(root, selectors)
+    fields = _meta_fields(root, scope, body, selectors)
+    body_html, body_text, images = _body(body, page_url)
+    for kind, value in _credits(body_text).items():
+        if fields.get(kind) is None:
+            fields[kind] = value
+    published, date_only = _published(fields.get("published"), root)
+    return ArticlePage(
+        title=_title(root, form, body, selectors),
+        published=published,
+        date_only=date_only,
+        author=fields.get("author"),
+        origin=fields.get("origin") or _head_meta(root, "contentsource"),
+        editor=fields.get("editor"),
+        body_html=body_html,
+        body_text=body_text,
+        images=images,
+        attachments=_attachments(root, scope, body, page_url, selectors),
+        breadcrumb=breadcrumb(root, page_url, exclude=body),
+    )
+
+
+# ---------------------------------------------------------------- title
+def _title(root: etree._Element, form: etree._Element | None, body: etree._Element | None,
+           selectors: Selectors) -> str | None:
+    if selectors.title:
+        for el in css(root, selectors.title):
+            if text_of(el):
+                return text_of(el)
+    if form is not None:
+        for selector in TITLE_SELECTORS:
+            for el in css(form, selector):
+                if _outside(el, body) and text_of(el):
+                    return text_of(el)
+    meta_title = _head_meta(root, "articletitle")
+    if meta_title:
+        return meta_title
+    return _title_from_head(root)
+
+
+def _outside(el: etree._Element, body: etree._Element | None) -> bool:
+    """Neither inside the body (sub-headings) nor around it (wrappers holding the whole article)."""
+    return body is None or not (is_inside(el, body) or is_inside(body, el))
+
+
+def _title_from_head(root: etree._Element) -> str | None:
+    """``<title>`` is ``<article title>-<site name>``; a suffix starting with a digit is part of the
+    title (``2024-2025学年``), not a site name."""
+    el = root.find(".//title")
+    text = norm_space(el.text_content() if el is not None else "")
+    head, sep, tail = text.rpartition("-")
+    if sep and head.strip() and tail.strip() and not tail.strip()[0].isdigit():
+        text = head.rstrip(" -")
+    return text or None
+
+
+def _head_meta(root: etree._Element, name: str) -> str | None:
+    """Content of ``<meta name=...>`` (case-insensitive name), e.g. whu's ArticleTitle/PubDate."""
+    for meta in root.iter("meta"):
+        if (meta.get("name") or "").strip().lower() == name:
+            value = norm_space(meta.get("content") or "")
+            if value:
+                return value
+    return None
+
+
+# ---------------------------------------------------------------- meta line
+def labelled_fields(text: str) -> dict[str, str | None]:
+    """Split a meta line like ``发布时间：2024-10-24  作者：  来源：组织部`` into fields.
+
+    A value runs to the next label or to two or more spaces; an empty label gives None. Keys:
+    published, author, origin, editor (first non-empty value wins).
+    """
+    fields: dict[str, str | None] = {}
+    matches = list(_LABEL_RE.finditer(text))
+    for index, match in enumerate(matches):
+        kind = _LABEL_KIND[match.group(1)]
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        raw = text[match.end():end].lstrip(" \t\u00a0\u3000")
+        raw = _VALUE_END.split(raw, maxsplit=1)[0]
+        value = norm_space(raw.strip(_VALUE_STRIP)) or None
+        if kind is not None and fields.get(kind) is None:
+            fields[kind] = value
+    return fields
+
+
+def _meta_fields(root: etree._Element, scope: etree._Element, body: etree._Element | None,
+                 selectors: Selectors) -> dict[str, str | None]:
+    """The labelled meta line; unlabelled old-template ``timestyle``/``authorstyle`` values fill gaps."""
+    element = _meta_element(root, scope, body, selectors)
+    fields = labelled_fields(raw_text_of(element)) if element is not None else {}
+    for kind, selector in _STYLE_FIELDS.items():
+        if fields.get(kind) is None:
+            el = first(scope, selector)
+            value = text_of(el) if el is not None and _outside(el, body) else ""
+            if value and not _LABEL_RE.search(value):
+                fields[kind] = value
+    return fields
+
+
+def _meta_element(root: etree._Element, scope: etree._Element, body: etree._Element | None,
+                  selectors: Selectors) -> etree._Element | None:
+    """The element with the most field labels outside the body; the deepest one among equals."""
+    if selectors.meta:
+        return first(root, selectors.meta)
+    best, best_key = None, (0, 0)
+    for el in scope.iter():
+        if not isinstance(el.tag, str) or el.tag in ("script", "style") or not _outside(el, body):
+            continue
+        text = raw_text_of(el)
+        if len(text) > 500:
+            continue
+        kinds = {_LABEL_KIND[m.group(1)] for m in _LABEL_RE.finditer(text)} - {None}
+        key = (len(kinds), _depth(el))
+        if kinds and key > best_key:
+            best, best_key = el, key
+    return best
+
+
+def _depth(el: etree._Element) -> int:
+    depth, node = 0, el.getparent()
+    while node is not None:
+        depth, node = depth + 1, node.getparent()
+    return depth
+
+
+def _published(value: str | None, root: etree._Element) -> tuple[datetime | None, bool]:
+    """The meta-line date; ``<meta name="PubDate">`` fills in when the line is missing or lacks the
+    time of the same day."""
+    published, date_only = parse_date(value) if value else (None, False)
+    pubdate = _head_meta(root, "pubdate")
+    if pubdate:
+        meta_value, meta_date_only = parse_date(pubdate)
+        if meta_value is not None and (published is None or (
+                date_only and not meta_date_only and meta_value.date() == published.date())):
+            return meta_value, meta_date_only
+    return published, date_only
+
+
+def _credits(body_text: str) -> dict[str, str | None]:
+    """``（供稿：宣传部 审核：… 编辑：…）`` closing the body (szjj.ghu.edu.cn style)."""
+    lines = body_text.splitlines()
+    if not lines:
+        return {}
+    match = _CREDITS.search(lines[-1])
+    return labelled_fields(match.group(1)) if match else {}
+
+
+# ---------------------------------------------------------------- body
+def _find_body(root: etree._Element, selectors: Selectors) -> etree._Element | None:
+    for selector in ((selectors.body,) if selectors.body else BODY_SELECTORS):
+        el = first(root, selector)
+        if el is not None:
+            return el
+    return None
+
+
+def _strip_navigation(body: etree._Element) -> None:
+    """Remove 上一篇/下一篇 and 打印/关闭 blocks that old templates put inside the body container."""
+    for el in list(body.iter()):
+        if el is body or not isinstance(el.tag, str) or el.getparent() is None:
+            continue
+        text = text_of(el)
+        if len(text) < 200 and _PREV_NEXT.match(text) and el.find(".//a") is not None or (
+                el.tag == "a" and _PRINT_CLOSE.match(text)):
+            remove(el)
+
+
+def _body(body: etree._Element | None, page_url: str) -> tuple[str | None, str, list[str]]:
+    """(sanitized HTML, plain text, absolute image URLs) of the body container."""
+    if body is None:
+        return None, "", []
+    clean = copy.deepcopy(body)
+    clean.tail = None
+    _strip_navigation(clean)
+    for el in [el for el in clean.iter() if el is not clean and isinstance(el.tag, str) and is_hidden(el)]:
+        remove(el)  # hidden images and U+200B spans are not content
+    raw = inner_html(clean)
+    return sanitize_html(raw, page_url), html_to_text(raw), _images(clean, page_url)
+
+
+def _images(body: etree._Element, page_url: str) -> list[str]:
+    """``src`` (or VSB's ``orisrc``) of every body image, resolved but otherwise as written."""
+    images = []
+    for img in body.iter("img"):
+        src = (img.get("src") or "").strip() or (img.get("orisrc") or "").strip()
+        url = absolute_url(page_url, src)
+        if url:
+            images.append(url)
+    return images
+
+
+# ---------------------------------------------------------------- attachments
+def _attachments(root: etree._Element, scope: etree._Element, body: etree._Element | None, page_url: str,
+                 selectors: Selectors) -> list[AttachmentLink]:
+    """``download.jsp`` links after the body (the 附件 list), then files linked inside the body."""
+    if selectors.attachments:
+        links = [a for el in css(root, selectors.attachments) for a in ([el] if el.tag == "a" else el.iter("a"))]
+    else:
+        links = list(scope.iter("a"))
+    listed: list[AttachmentLink] = []
+    in_body: list[AttachmentLink] = []
+    seen: set[str] = set()
+    for a in links:
+        href = (a.get("href") or "").strip()
+        url = absolute_url(page_url, href)
+        if url is None or url in seen:
+            continue
+        inside = is_inside(a, body)
+        if selectors.attachments or _DOWNLOAD.search(href):
+            target = in_body if inside else listed
+        elif inside and _file_extension(url) in FILE_EXTENSIONS:
+            target = in_body
+        else:
+            continue
+        seen.add(url)
+        target.append(AttachmentLink(name=_attachment_name(a, url), url=url, in_body=inside))
+    return listed + in_body
+
+
+def _file_extension(url: str) -> str:
+    path = urlsplit(url).path
+    name = path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _attachment_name(a: etree._Element, url: str) -> str:
+    """The link text is the only place VSB shows the file name (``wbfileid`` carries no extension)."""
+    name = text_of(a) or norm_space(a.get("title") or "")
+    if name:
+        return name
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or url
+
+
+# ---------------------------------------------------------------- breadcrumb
+def breadcrumb(root: etree._Element, page_url: str, exclude: etree._Element | None = None) -> list[tuple[str, str]]:
+    """(text, absolute url) of the links in the "您现在的位置" block, in order."""
+    container = _breadcrumb_container(root, exclude)
+    if container is None:
+        return []
+    trail = []
+    for a in container.iter("a"):
+        text, url = text_of(a), absolute_url(page_url, a.get("href"))
+        if text and url:
+            trail.append((text, url))
+    return trail
+
+
+def _breadcrumb_container(root: etree._Element, exclude: etree._Element | None) -> etree._Element | None:
+    for text_node in root.xpath("//body//text()"):
+        if not _POSITION_LABEL.search(str(text_node)):
+            continue
+        node = text_node.getparent()
+        if node is None or is_inside(node, exclude) or node.tag in ("script", "style", "title"):
+            continue
+        for _ in range(3):  # the label may sit in its own <span> beside the links
+            if node is None:
+                break
+            if node.find(".//a") is not None:
+                return node
+            node = node.getparent()
+    for el in css(root, _BREADCRUMB_CLASSES):
+        if not is_inside(el, exclude) and el.find(".//a") is not None and el.tag not in ("body", "html"):
+            return el
+    return None
