@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urldefrag
 
 import scrapy
 from scrapy import signals
@@ -32,7 +33,7 @@ from crawler.parsing import (
     parse_article,
     parse_list_page,
 )
-from crawler.parsing.model import ListEntry, ListPage
+from crawler.parsing.model import ListPage
 from crawler.sources import Source, load_sources
 from db import store
 from db.engine import open_database, transaction
@@ -138,7 +139,7 @@ class ColumnSpider(scrapy.Spider):
     def _discovery_requests(self) -> Iterator[scrapy.Request]:
         """Find the list page from the seed article's breadcrumb, else from the home page's navigation."""
         self.discovery_tried = True
-        seeds = [u for u in (self.source.seed_url, self.source.home_url) if u]
+        seeds = list(dict.fromkeys(u for u in (self.source.seed_url, self.source.home_url) if u))  # seed may be home
         if seeds:
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
@@ -168,8 +169,9 @@ class ColumnSpider(scrapy.Spider):
             ctx.new_list_last_modified = _header(response, b"Last-Modified")
         all_known = True
         for entry in listing.entries:
-            url = self._entry_url(entry)
-            external = not is_on_domains(url, self.source.domains)
+            external = not is_on_domains(entry.url, self.source.domains)
+            # off-site links are kept exactly as the site lists them (readers follow them as they are)
+            url = urldefrag(entry.url)[0] if external else canonical_article_url(entry.url)
             if url not in ctx.known:
                 all_known = False
             yield ListEntryItem(store.ListEntryRecord(url=url, title=entry.title, published_at=entry.published,
@@ -190,9 +192,6 @@ class ColumnSpider(scrapy.Spider):
         assert self.ctx is not None
         self.ctx.reached_last_page = True
         logger.info("%s: reached the last list page (%d)", self.source.name, page)
-
-    def _entry_url(self, entry: ListEntry) -> str:
-        return canonical_article_url(entry.url)
 
     def _list_broken(self, reason: str, page: int) -> Iterator[Any]:
         assert self.ctx is not None
