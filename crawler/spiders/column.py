@@ -153,13 +153,15 @@ class ColumnSpider(scrapy.Spider):
             logger.info("%s: list page unchanged (304)", self.source.name)
             return
         if response.status in GONE:
-            yield from self._list_broken(f"list page {response.url} answered {response.status}", page)
+            yield from self._list_broken(f"list page {response.url} answered {response.status}", page,
+                                         response.meta.get("seeds"))
             return
         self.list_pages += 1
         listing = parse_list_page(decode_html(response.body, _header_charset(response)), response.url,
                                   self.source.selectors)
         if not listing.entries:
-            yield from self._list_broken(f"template changed? list page {response.url} yielded no entries", page)
+            yield from self._list_broken(f"template changed? list page {response.url} yielded no entries", page,
+                                         response.meta.get("seeds"))
             return
         if page == 1:
             if response.meta.get("discovered"):
@@ -193,12 +195,17 @@ class ColumnSpider(scrapy.Spider):
         self.ctx.reached_last_page = True
         logger.info("%s: reached the last list page (%d)", self.source.name, page)
 
-    def _list_broken(self, reason: str, page: int) -> Iterator[Any]:
+    def _list_broken(self, reason: str, page: int, seeds: list[str] | None = None) -> Iterator[Any]:
         assert self.ctx is not None
         if page == 1 and not self.discovery_tried and (self.source.seed_url or self.source.list_url):
             logger.warning("%s: %s; discovering the column's list page", self.source.name, reason)
             self.discovery_reason = reason
             yield from self._discovery_requests()
+            return
+        if page == 1 and seeds:  # the discovered page is dead too (stale breadcrumb link): look at the next seed
+            logger.warning("%s: %s; trying discovery from %s", self.source.name, reason, seeds[0])
+            yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
+                                 meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
         self.ctx.fail(reason)
 
@@ -219,7 +226,9 @@ class ColumnSpider(scrapy.Spider):
             found = find_column_list_url(html, response.url, self.source.column)
         if found and is_on_domains(found, self.source.domains) and found != self._broken_url():
             logger.info("%s: discovered list page %s from %s", self.source.name, found, response.url)
-            yield self._list_request(found, page=1, discovered=True)
+            request = self._list_request(found, page=1, discovered=True)
+            request.meta["seeds"] = response.meta.get("seeds") or []  # where to look if this page is dead
+            yield request
             return
         seeds = response.meta.get("seeds") or []
         if seeds:
@@ -245,7 +254,7 @@ class ColumnSpider(scrapy.Spider):
 
     # ------------------------------------------------------------------ article pages
     def parse_article(self, response: Response) -> Iterator[Any]:
-        url = canonical_article_url(response.request.url if response.request else response.url)
+        url = canonical_article_url(_original_url(response.request) if response.request else response.url)
         meta = response.meta
         if response.status == 304:
             yield CheckItem(url, "unchanged", etag=_header(response, b"ETag"),
@@ -260,7 +269,7 @@ class ColumnSpider(scrapy.Spider):
         self.article_pages += 1
         page = parse_article(decode_html(response.body, _header_charset(response)), response.url,
                              self.source.selectors)
-        title = page.title or meta.get("list_title")
+        title = page.title or meta.get("list_title") or _title_from_text(page.body_text)
         if not title or page.body_html is None:
             self.drifted += 1
             missing = "title" if not title else "body"
@@ -290,7 +299,7 @@ class ColumnSpider(scrapy.Spider):
 
     def article_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
-        yield CheckItem(canonical_article_url(request.url), "failed", _describe(failure))
+        yield CheckItem(canonical_article_url(_original_url(request)), "failed", _describe(failure))
 
     # ------------------------------------------------------------------ end
     def on_closed(self, spider: scrapy.Spider, reason: str) -> None:
@@ -312,6 +321,18 @@ class ColumnSpider(scrapy.Spider):
                 ctx.counts["failed"], f" ({ctx.failure})" if ctx.failure else "")
         finally:
             self.lock.release()
+
+
+def _original_url(request: scrapy.Request) -> str:
+    """The URL the spider asked for: after a redirect Scrapy hands back the last hop, but the article
+    is known (and must be stored or marked failed) under the URL its list entry gave."""
+    return (request.meta.get("redirect_urls") or [request.url])[0]
+
+
+def _title_from_text(text: str, limit: int = 60) -> str | None:
+    """A title for a page whose title (on the page and in the list) is blank: its first line of text."""
+    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+    return (line[: limit - 1] + "…" if len(line) > limit else line) or None
 
 
 def _header(response: Response, name: bytes) -> str | None:
