@@ -75,7 +75,10 @@ def sync_source(session: Session, name: str, title: str, list_url: str | None) -
         if src.title != title:
             src.title = title
         if src.list_url != list_url:
+            # the operator changed the list page: forget what discovery remembered and the old validators
             src.list_url = list_url
+            src.discovered_list_url = None
+            src.list_etag = src.list_last_modified = None
     return src
 
 

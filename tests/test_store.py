@@ -120,3 +120,13 @@ def test_runs_stale_runs_fail_with_reason(db_url: str) -> None:
         assert runs[r1].status == "failed" and runs[r1].error == "killed"
         assert runs[r2].status == "ok" and runs[r2].new == 3 and runs[r2].changed
         assert store.last_success(s, sid).id == r2
+
+
+def test_changing_list_url_in_the_config_wins_over_discovery(db_url: str) -> None:
+    _, factory = open_database(db_url)
+    with transaction(factory) as s:
+        sid = store.sync_source(s, "col", "栏目", "http://x/old.htm").id
+        store.set_list_state(s, sid, etag='"e"', last_modified="lm", discovered_list_url="http://x/found.htm")
+    with transaction(factory) as s:
+        src = store.sync_source(s, "col", "栏目", "http://x/new.htm")
+        assert (src.discovered_list_url, src.list_etag, src.list_last_modified) == (None, None, None)
