@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import json
+import logging
 import os
 import time
 from email.utils import formatdate, parsedate_to_datetime
@@ -237,8 +239,6 @@ def test_healthz_json_and_cache(site) -> None:
     assert status == 200
     assert headers["content-type"] == "application/json"
     assert headers["cache-control"] == "no-store"
-    import json
-
     assert json.loads(body) == {"status": "ok", "db": "up", "名称": "党校"}
     for _ in range(5):
         assert request(site["port"], "GET", "/healthz")[0] == 200
@@ -341,3 +341,21 @@ def test_poll_picks_up_changes_and_keeps_last_modified_for_same_bytes(tmp_path: 
         assert (h2["etag"], h2["last-modified"]) == (h1["etag"], h1["last-modified"])
     finally:
         server.stop()
+
+
+def test_access_log_only_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    feeds = make_feeds_dir(tmp_path)
+    for level, expect in ((logging.INFO, False), (logging.DEBUG, True)):
+        caplog.clear()
+        with caplog.at_level(level, logger="feeds.server"):
+            server = FeedServer(feeds, "127.0.0.1", 0)
+            _, port = server.start_in_thread()
+            try:
+                request(port, "GET", "/ghu.xml")
+                request(port, "GET", "/missing")
+            finally:
+                server.stop()
+        lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        assert any("GET /ghu.xml 200" in m for m in lines) is expect
+        assert any("GET /missing 404" in m for m in lines) is expect
+        assert not [r for r in caplog.records if r.levelno >= logging.INFO and "GET" in r.getMessage()]
