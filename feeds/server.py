@@ -508,6 +508,13 @@ class FeedServer:
     Run it either with :meth:`start_in_thread` (own thread and event loop, for the
     APScheduler process) or by awaiting :meth:`serve` inside an existing loop.
     :meth:`stop` works from any thread for both.
+
+    ``cache_max_age`` goes into ``Cache-Control: public, max-age=N``; tie it to the crawl
+    interval.  ``health()`` returns ``(status, json-able dict)``, ``metrics()`` Prometheus
+    text; both run in a worker thread and their answers are reused for ~1 s.
+    ``poll_interval`` (0 = off) is how often FEEDS_DIR is re-stat'ed; ``idle_timeout``
+    closes quiet keep-alive connections and ``request_timeout`` bounds how long one
+    request may take to arrive (slowloris).  ``sndbuf`` optionally fixes SO_SNDBUF.
     """
 
     def __init__(
