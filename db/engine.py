@@ -57,6 +57,12 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with _upgrade_lock, engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite runs DDL outside any transaction, so a crash between two CREATE TABLEs left a schema
+            # without its alembic_version row (every later start: "table sources already exists"), and two
+            # processes starting on a new file raced the same way. One immediate transaction makes the
+            # upgrade all-or-nothing and lets a second process wait for the first, then find it at head.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
