@@ -83,7 +83,7 @@ class Service:
     # -- work
     def crawl(self, name: str, publish: bool = True) -> CrawlOutcome:
         outcome = run_crawl(self.factory, self.source_ids[name], name, self.cfg.CRAWL_TIMEOUT, self.stop,
-                            grace=STOP_GRACE_SECONDS)
+                            grace=STOP_GRACE_SECONDS, database_url=self.cfg.DATABASE_URL)
         if publish and (outcome.changed or not (self.cfg.feeds_path / f"{name}.xml").exists()):
             self.publish()
         return outcome

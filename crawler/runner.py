@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from crawler.locks import SourceLock
 from db import store
 from db.engine import transaction
 from db.models import CrawlRun
@@ -63,10 +64,21 @@ class CrawlOutcome:
 
 
 def run_crawl(factory: sessionmaker[Session], source_id: int, source: str, timeout: float,
-              stop_requested: Any = None, grace: float = 8.0) -> CrawlOutcome:
-    """Crawl ``source`` in a child process; record a timeout or crash as a failed run with its reason."""
+              stop_requested: Any = None, grace: float = 8.0, database_url: str | None = None) -> CrawlOutcome:
+    """Crawl ``source`` in a child process; record a timeout or crash as a failed run with its reason.
+
+    ``database_url`` (as configured) names the per-source crawl lock: runs left 'running' are marked
+    failed only while no live crawl holds it, so starting a second crawl (``--once`` next to the service)
+    no longer reports the first, still running, as killed.
+    """
     with transaction(factory) as s:
-        store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
+        lock = SourceLock(database_url, source) if database_url else None
+        if lock is None or lock.try_acquire():
+            try:
+                store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
+            finally:
+                if lock is not None:
+                    lock.release()
         run_id = store.begin_run(s, source_id).id
     started = time.monotonic()
     child = _mp_context().Process(target=crawl_in_this_process, args=(source, run_id), name=f"crawl-{source}")
