@@ -184,6 +184,7 @@ TELNETCONSOLE_ENABLED = False
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
 RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.OnSiteOnlyMiddleware": 40,  # before OffsiteMiddleware (50) and robots.txt (100)
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }

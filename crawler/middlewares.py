@@ -1,4 +1,5 @@
-"""Downloader middleware: retries with exponential backoff (Scrapy's own RetryMiddleware retries at once)."""
+"""Downloader middlewares: retries with exponential backoff (Scrapy's own RetryMiddleware retries at once),
+and a host check that keeps every request, redirects included, on the source's domains."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Any
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+
+from crawler.parsing import is_on_domains
 
 MAX_BACKOFF = 60.0
 
@@ -54,3 +58,29 @@ def _retry_after(response: Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when - time.time())
+
+
+class OnSiteOnlyMiddleware:
+    """Refuse any request to a host outside ``spider.allowed_domains``, whatever its flags.
+
+    Scrapy's OffsiteMiddleware waves through requests with ``dont_filter=True``; the spider sets it on
+    every request (it deduplicates by itself) and redirects inherit it, so a page answering
+    ``302 Location: http://elsewhere/`` was followed off-site. Raising IgnoreRequest here (before
+    robots.txt is fetched for that host) sends the request to its errback, which records the reason.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> OnSiteOnlyMiddleware:
+        return cls(crawler)
+
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        domains = list(getattr(spider or self.crawler.spider, "allowed_domains", None) or [])
+        if not domains or is_on_domains(request.url, domains):
+            return None
+        origin = (request.meta.get("redirect_urls") or [None])[0]
+        if origin:
+            raise IgnoreRequest(f"redirect from {origin} to off-site {request.url} not followed")
+        raise IgnoreRequest(f"off-site request to {request.url} refused")

@@ -114,8 +114,9 @@ def _title(root: etree._Element, form: etree._Element | None, body: etree._Eleme
     if form is not None:
         for selector in TITLE_SELECTORS:
             for el in css(form, selector):
-                if _outside(el, body) and text_of(el):
-                    return text_of(el)
+                text = text_of(el)
+                if _outside(el, body) and text and not _LABEL_RE.match(text):  # not the meta line
+                    return text
     meta_title = _head_meta(root, "articletitle")
     if meta_title:
         return meta_title
@@ -133,8 +134,8 @@ def _title_from_head(root: etree._Element) -> str | None:
     el = root.find(".//title")
     text = norm_space(el.text_content() if el is not None else "")
     head, sep, tail = text.rpartition("-")
-    if sep and head.strip() and tail.strip() and not tail.strip()[0].isdigit():
-        text = head.rstrip(" -")
+    if sep and tail.strip() and not tail.strip()[0].isdigit():
+        text = head.rstrip(" -")  # may leave nothing: a blank title before the site name
     return text or None
 
 

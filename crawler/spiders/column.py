@@ -351,6 +351,9 @@ def _header_charset(response: Response) -> str | None:
 
 def _describe(failure: Failure) -> str:
     exc = failure.value
+    response = getattr(exc, "response", None)  # HttpError: its text never says which status it was
+    if isinstance(response, Response):
+        return f"{type(exc).__name__}: answered {response.status}"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
