@@ -112,7 +112,7 @@ class Service:
         self.server = FeedServer(
             self.cfg.FEEDS_DIR, self.cfg.HTTP_HOST, self.cfg.HTTP_PORT,
             cache_max_age=max(1, min(1800, shortest // 2)),  # half the crawl interval, at most 30 min
-            health=lambda: health(self.factory, self.cfg.HEALTH_MAX_AGE, names),
+            health=lambda: health(self.factory, self.cfg.health_max_age_minutes, names),
             metrics=lambda: metrics(self.factory),
         )
         return self.server.start_in_thread()

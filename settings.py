@@ -51,6 +51,10 @@ def _non_negative_float(name: str, raw: str) -> float:
     return value
 
 
+def _optional_positive_int(name: str, raw: str) -> int | None:
+    return _positive_int(name, raw) if raw.strip() else None
+
+
 def _port(name: str, raw: str) -> int:
     value = _non_negative_int(name, raw)
     if value > 65535:
@@ -104,6 +108,9 @@ SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
     "RECHECK_INTERVAL": ("24", _non_negative_float, "hours between re-checks of one article (0: every run)"),
     "HEALTH_MAX_AGE": ("1440", _positive_int,
                        "minutes without a successful crawl after which /healthz answers 503"),
+    "HEALTH_MAX_AGE_SECONDS": ("", _optional_positive_int,
+                               "overrides HEALTH_MAX_AGE in seconds when set (tests, fast local mirrors)"),
+    "DOWNLOAD_TIMEOUT": ("30", _positive_int, "seconds one request to the source may take, connect to last byte"),
     "LOG_LEVEL": ("INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
 }
 
@@ -125,10 +132,20 @@ class AppConfig:
     RECHECK_INTERVAL: float
     HEALTH_MAX_AGE: int
     LOG_LEVEL: str
+    # Added later: defaults keep AppConfig(...) calls that predate them working.
+    HEALTH_MAX_AGE_SECONDS: int | None = None
+    DOWNLOAD_TIMEOUT: int = 30
 
     @property
     def feeds_path(self) -> Path:
         return Path(self.FEEDS_DIR)
+
+    @property
+    def health_max_age_minutes(self) -> float:
+        """HEALTH_MAX_AGE, or HEALTH_MAX_AGE_SECONDS converted, when that is set."""
+        if self.HEALTH_MAX_AGE_SECONDS is not None:
+            return self.HEALTH_MAX_AGE_SECONDS / 60
+        return self.HEALTH_MAX_AGE
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -172,7 +189,7 @@ AUTOTHROTTLE_START_DELAY = max(_delay, 1.0)
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 
-DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_TIMEOUT = _lenient("DOWNLOAD_TIMEOUT")
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
 RETRY_ENABLED = True

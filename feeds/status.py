@@ -46,7 +46,7 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
-def health(factory: sessionmaker[Session], max_age_minutes: int, names: list[str] | None = None,
+def health(factory: sessionmaker[Session], max_age_minutes: float, names: list[str] | None = None,
            now: datetime | None = None) -> tuple[int, dict[str, object]]:
     """200 while every source has succeeded within ``max_age_minutes`` (or is younger than that), else 503."""
     now = now or utcnow()
