@@ -21,24 +21,22 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid (the message names the variable)."""
 
 
-def _positive_int(name: str, raw: str) -> int:
+def _whole_number(name: str, raw: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    return _whole_number(name, raw, 1)
 
 
 def _non_negative_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {value}")
-    return value
+    return _whole_number(name, raw, 0)
 
 
 def _non_negative_float(name: str, raw: str) -> float:
