@@ -48,9 +48,9 @@ def make_trigger(schedule: Schedule) -> Any:
 
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
-    assert schedule.seconds is not None
-    jitter = int(min(60, schedule.seconds / 10))  # ≤ 10 % of the interval, at most a minute
-    return IntervalTrigger(seconds=schedule.seconds, jitter=jitter or None, timezone=SHANGHAI)
+    seconds = schedule.interval()
+    jitter = int(min(60, seconds / 10))  # ≤ 10 % of the interval, at most a minute
+    return IntervalTrigger(seconds=seconds, jitter=jitter or None, timezone=SHANGHAI)
 
 
 def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime) -> datetime:
@@ -60,8 +60,7 @@ def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime
     if schedule.cron:
         due = make_trigger(schedule).get_next_fire_time(None, last_start.astimezone(SHANGHAI))
     else:
-        assert schedule.seconds is not None
-        due = last_start + timedelta(seconds=schedule.seconds)
+        due = last_start + timedelta(seconds=schedule.interval())
     return now if due is None or due <= now else due
 
 

@@ -96,7 +96,8 @@ def run_crawl(factory: sessionmaker[Session], source_id: int, source: str, timeo
     child.join()
     with transaction(factory) as s:
         run = s.get(CrawlRun, run_id)
-        assert run is not None
+        if run is None:
+            raise LookupError(f"crawl run {run_id} vanished from the database")
         if run.status == "running":
             if reason is None:
                 reason = f"crawl process exited with code {child.exitcode} before recording its result"

@@ -34,8 +34,14 @@ class Schedule:
     def describe(self) -> str:
         if self.cron:
             return f"cron {self.cron}"
-        assert self.seconds is not None
-        return f"every {self.seconds // 60} min" if self.seconds % 60 == 0 else f"every {self.seconds} s"
+        seconds = self.interval()
+        return f"every {seconds // 60} min" if seconds % 60 == 0 else f"every {seconds} s"
+
+    def interval(self) -> int:
+        """Seconds between runs of an interval schedule (a cron schedule has none)."""
+        if self.seconds is None:
+            raise ValueError(f"schedule {self.cron!r} is a cron line, not an interval")
+        return self.seconds
 
     @property
     def typical_seconds(self) -> int:

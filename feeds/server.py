@@ -607,7 +607,8 @@ class FeedServer:
             self._thread.join()
             self._thread = None
             raise failure[0]
-        assert self._address is not None
+        if self._address is None:
+            raise RuntimeError("feed server started without reporting its address")
         return self._address
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -77,6 +77,13 @@ class ColumnSpider(scrapy.Spider):
         crawler.signals.connect(spider.on_closed, signal=signals.spider_closed)
         return spider
 
+    @property
+    def context(self) -> CrawlContext:
+        """The run's context, opened by start() before any callback can run."""
+        if self.ctx is None:
+            raise RuntimeError("the crawl context is used before start() opened it")
+        return self.ctx
+
     # ------------------------------------------------------------------ start
     async def start(self) -> AsyncIterator[Any]:
         await self._acquire_lock()
@@ -113,8 +120,7 @@ class ColumnSpider(scrapy.Spider):
     # ------------------------------------------------------------------ requests
     def _list_request(self, url: str, page: int, discovered: bool = False) -> scrapy.Request:
         headers = {}
-        ctx = self.ctx
-        assert ctx is not None
+        ctx = self.context
         if page == 1 and ctx.backfilled and not discovered and url == (ctx.discovered_list_url or self.source.list_url):
             if ctx.list_etag:
                 headers["If-None-Match"] = ctx.list_etag
@@ -146,8 +152,7 @@ class ColumnSpider(scrapy.Spider):
 
     # ------------------------------------------------------------------ list pages
     def parse_list(self, response: Response) -> Iterator[Any]:
-        ctx = self.ctx
-        assert ctx is not None
+        ctx = self.context
         page = response.meta["page"]
         if response.status == 304:
             logger.info("%s: list page unchanged (304)", self.source.name)
@@ -191,12 +196,10 @@ class ColumnSpider(scrapy.Spider):
                 self.scheduled.add(listing.next_url)
                 yield self._list_request(listing.next_url, page + 1)
             return
-        assert self.ctx is not None
-        self.ctx.reached_last_page = True
+        self.context.reached_last_page = True
         logger.info("%s: reached the last list page (%d)", self.source.name, page)
 
     def _list_broken(self, reason: str, page: int, seeds: list[str] | None = None) -> Iterator[Any]:
-        assert self.ctx is not None
         if page == 1 and not self.discovery_tried and (self.source.seed_url or self.source.list_url):
             logger.warning("%s: %s; discovering the column's list page", self.source.name, reason)
             self.discovery_reason = reason
@@ -207,7 +210,7 @@ class ColumnSpider(scrapy.Spider):
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
-        self.ctx.fail(reason)
+        self.context.fail(reason)
 
     def list_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
@@ -215,8 +218,7 @@ class ColumnSpider(scrapy.Spider):
         if request.meta.get("page") == 1:
             yield from self._list_broken(reason, 99)  # unreachable is an outage, not a moved column
         else:
-            assert self.ctx is not None
-            self.ctx.fail(reason)
+            self.context.fail(reason)
 
     # ------------------------------------------------------------------ discovery
     def parse_discovery(self, response: Response) -> Iterator[Any]:
@@ -235,12 +237,10 @@ class ColumnSpider(scrapy.Spider):
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
-        assert self.ctx is not None
-        self.ctx.fail(getattr(self, "discovery_reason", "no list_url") + "; discovery found no list page")
+        self.context.fail(getattr(self, "discovery_reason", "no list_url") + "; discovery found no list page")
 
     def _broken_url(self) -> str | None:
-        assert self.ctx is not None
-        return self.ctx.discovered_list_url or self.source.list_url if hasattr(self, "discovery_reason") else None
+        return self.context.discovered_list_url or self.source.list_url if hasattr(self, "discovery_reason") else None
 
     def discovery_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
@@ -249,8 +249,7 @@ class ColumnSpider(scrapy.Spider):
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
-        assert self.ctx is not None
-        self.ctx.fail(f"{getattr(self, 'discovery_reason', 'no list_url')}; discovery failed: {_describe(failure)}")
+        self.context.fail(f"{getattr(self, 'discovery_reason', 'no list_url')}; discovery failed: {_describe(failure)}")
 
     # ------------------------------------------------------------------ article pages
     def parse_article(self, response: Response) -> Iterator[Any]:
