@@ -36,8 +36,11 @@ def _mp_context() -> Any:
     return _context
 
 
-def crawl_in_this_process(source: str, run_id: int | None = None) -> None:
-    """The child's work: one Scrapy crawl of one source (the same as `scrapy crawl column`)."""
+def crawl_in_this_process(source: str, run_id: int | None = None, lock_held: bool = False) -> None:
+    """The child's work: one Scrapy crawl of one source (the same as `scrapy crawl column`).
+
+    ``lock_held``: the parent holds the source lock for this crawl, so the spider must not wait for it.
+    """
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     from scrapy.crawler import CrawlerProcess
@@ -49,6 +52,8 @@ def crawl_in_this_process(source: str, run_id: int | None = None) -> None:
     kwargs: dict[str, Any] = {"source": source}
     if run_id is not None:
         kwargs["run_id"] = str(run_id)
+    if lock_held:
+        kwargs["lock"] = "held"
     process.crawl(ColumnSpider, **kwargs)
     process.start()
 
@@ -67,21 +72,46 @@ def run_crawl(factory: sessionmaker[Session], source_id: int, source: str, timeo
               stop_requested: Any = None, grace: float = 8.0, database_url: str | None = None) -> CrawlOutcome:
     """Crawl ``source`` in a child process; record a timeout or crash as a failed run with its reason.
 
-    ``database_url`` (as configured) names the per-source crawl lock: runs left 'running' are marked
-    failed only while no live crawl holds it, so starting a second crawl (``--once`` next to the service)
-    no longer reports the first, still running, as killed.
+    With ``database_url`` (as configured, it names the per-source lock) this process holds the source lock
+    from before the run row exists until the child has exited. Runs left 'running' can then only be those
+    of a dead crawl: a second ``--once`` next to the service no longer reports the live crawl as killed.
     """
-    with transaction(factory) as s:
-        lock = SourceLock(database_url, source) if database_url else None
-        if lock is None or lock.try_acquire():
-            try:
-                store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
-            finally:
-                if lock is not None:
-                    lock.release()
-        run_id = store.begin_run(s, source_id).id
     started = time.monotonic()
-    child = _mp_context().Process(target=crawl_in_this_process, args=(source, run_id), name=f"crawl-{source}")
+    deadline = started + timeout
+    lock = SourceLock(database_url, source) if database_url else None
+    if lock is not None and not _wait_for_lock(lock, source, deadline, stop_requested):
+        with transaction(factory) as s:
+            run_id = store.begin_run(s, source_id).id
+            why = "service stopping" if stop_requested is not None and stop_requested.is_set() else \
+                f"another crawl of this source still running after {timeout:g} s (CRAWL_TIMEOUT)"
+            store.finish_run(s, run_id, "failed", why)
+        logger.error("crawl %s: failed: %s", source, why)
+        return CrawlOutcome(source, run_id, "failed", False, why, time.monotonic() - started)
+    try:
+        return _run_child(factory, source_id, source, timeout, stop_requested, grace, lock is not None, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _wait_for_lock(lock: SourceLock, source: str, deadline: float, stop_requested: Any) -> bool:
+    if lock.try_acquire():
+        return True
+    logger.warning("crawl %s: another crawl of this source is running; waiting for it", source)
+    while time.monotonic() < deadline and not (stop_requested is not None and stop_requested.is_set()):
+        time.sleep(0.5)
+        if lock.try_acquire():
+            return True
+    return False
+
+
+def _run_child(factory: sessionmaker[Session], source_id: int, source: str, timeout: float, stop_requested: Any,
+               grace: float, lock_held: bool, started: float) -> CrawlOutcome:
+    with transaction(factory) as s:
+        store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
+        run_id = store.begin_run(s, source_id).id
+    child = _mp_context().Process(target=crawl_in_this_process, args=(source, run_id, lock_held),
+                                  name=f"crawl-{source}")
     child.start()
     reason = None
     deadline = started + timeout

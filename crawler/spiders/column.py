@@ -52,7 +52,8 @@ class ColumnSpider(scrapy.Spider):
     name = "column"
     handle_httpstatus_list = [304, 404, 410]
 
-    def __init__(self, source: str | None = None, run_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, source: str | None = None, run_id: str | None = None, lock: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not source:
             raise ValueError("give the source: scrapy crawl column -a source=NAME")
@@ -65,6 +66,7 @@ class ColumnSpider(scrapy.Spider):
         self.run_id = int(run_id) if run_id else None
         self.ctx: CrawlContext | None = None
         self.lock = SourceLock(self.config.DATABASE_URL, source)
+        self.lock_held_by_parent = lock == "held"  # crawler.runner holds it for its child
         self.scheduled: set[str] = set()
         self.list_pages = 0
         self.article_pages = 0
@@ -111,7 +113,7 @@ class ColumnSpider(scrapy.Spider):
     async def _acquire_lock(self) -> None:
         import asyncio
 
-        if self.lock.try_acquire():
+        if self.lock_held_by_parent or self.lock.try_acquire():
             return
         logger.warning("%s: another crawl of this source is running; waiting for it", self.source.name)
         while not self.lock.try_acquire():
