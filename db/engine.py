@@ -5,7 +5,9 @@ The schema is brought up to date with Alembic by :func:`upgrade` whenever the ap
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,10 +44,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=60000")
+    deadline = time.monotonic() + 60
+    while True:
+        # Switching a new file to WAL needs an exclusive lock that SQLite won't wait for when two
+        # processes open the new file at once ("database is locked"): retry, bounded, instead of dying.
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
 
 

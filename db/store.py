@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article, Attachment, CrawlRun, Source, utcnow
+
+_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ def content_hash(title: str, body_html: str, attachments: list[AttachmentRecord]
 def sync_source(session: Session, name: str, title: str, list_url: str | None) -> Source:
     """Create or update the row for a configured source (configuration wins over the database)."""
     src = session.scalar(select(Source).where(Source.name == name))
+    if src is None and session.get_bind().dialect.name in _UPSERT:
+        # Two processes starting on a new database (the service and `status`, two `--once`) both get here:
+        # the second insert is now a no-op instead of a UNIQUE violation that killed that process.
+        insert = _UPSERT[session.get_bind().dialect.name](Source)
+        session.execute(insert.values(name=name, title=title, list_url=list_url, created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        src = session.scalars(select(Source).where(Source.name == name)).one()
     if src is None:
         src = Source(name=name, title=title, list_url=list_url)
         session.add(src)
