@@ -204,6 +204,12 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }
 ITEM_PIPELINES = {"crawler.pipelines.StorePipeline": 300}
+# The pipeline is synchronous, so items of one response gain nothing from running "in parallel"; Scrapy's
+# default (100) starts 100 asyncio tasks for every response (bench/crawl.py: 0.1-0.5 ms per page).
+CONCURRENT_ITEMS = 1
+# The check re-reads and re-parses a callback's source (inspect + ast) on every response, since its cache is
+# keyed by the request's short-lived bound method (bench/crawl.py: 0.3-0.7 ms per page).
+WARN_ON_GENERATOR_RETURN_VALUE = False
 LOG_LEVEL = _lenient("LOG_LEVEL")
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"
