@@ -8,8 +8,10 @@ from db.store import ArticleRecord, ListEntryRecord
 
 
 @dataclass
-class ListEntryItem:
-    entry: ListEntryRecord
+class ListPageItem:
+    """The entries of one list page, stored together."""
+
+    entries: list[ListEntryRecord]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crawler.context import CrawlContext
-from crawler.items import ArticleItem, CheckItem, ListEntryItem
+from crawler.items import ArticleItem, CheckItem, ListPageItem
 from db import store
 from db.models import utcnow
 
@@ -125,10 +125,10 @@ class StorePipeline:
     # ------------------------------------------------------------------ one item
     def _store(self, s: Session, ctx: CrawlContext, item: Any, now: datetime, counts: Counter[str],
                quiet: bool = False) -> None:
-        if isinstance(item, ListEntryItem):
-            outcome = store.record_list_entry(s, ctx.source_id, item.entry, now)
-            if outcome in ("new", "updated"):
-                counts[outcome] += 1
+        if isinstance(item, ListPageItem):
+            for outcome in store.record_list_entries(s, ctx.source_id, item.entries, now):
+                if outcome in ("new", "updated"):
+                    counts[outcome] += 1
         elif isinstance(item, ArticleItem):
             outcome = store.store_article(s, ctx.source_id, item.record, now)
             counts[outcome] += 1

@@ -10,10 +10,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from db.models import Article, Attachment, CrawlRun, Source, utcnow
 
@@ -195,80 +196,122 @@ def due_rechecks(
 
 
 # ---------------------------------------------------------------- writes
-def record_list_entry(session: Session, source_id: int, entry: ListEntryRecord, now: datetime) -> str:
-    """Remember a list entry. Returns 'new' (an external item stored), 'pending', 'updated' or 'known'.
+def record_list_entries(session: Session, source_id: int, entries: list[ListEntryRecord],
+                        now: datetime) -> list[str]:
+    """Remember the entries of one list page; for each: 'new' (an external item stored), 'pending',
+    'updated' or 'known'.
 
-    Off-site items (e.g. WeChat articles) are complete with the list's title and date; on-site ones
-    wait for their article page.
+    Off-site items (e.g. WeChat articles) are complete with the list's title and date; on-site ones wait
+    for their article page. One query finds the known entries and one executemany inserts the rest:
+    a backfill writes a whole page at once.
     """
-    art = session.scalar(select(Article).where(Article.source_id == source_id, Article.url == entry.url))
-    if art is None:
-        art = Article(
-            source_id=source_id, url=entry.url, newsid=entry.newsid, external=entry.external,
-            status="ok" if entry.external else "pending", title=entry.title, list_title=entry.title,
-            published_at=entry.published_at, first_seen_at=now,
-            updated_at=(entry.published_at or now) if entry.external else None,
+    urls = list(dict.fromkeys(e.url for e in entries))
+    rows = {
+        r.url: r for r in session.execute(
+            select(Article.id, Article.url, Article.external, Article.removed_at, Article.title,
+                   Article.published_at, Article.list_title)
+            .where(Article.source_id == source_id, Article.url.in_(urls))
         )
-        session.add(art)
-        session.flush()
-        return "new" if entry.external else "pending"
-    if art.external and art.removed_at is None and (art.title, art.published_at) != (entry.title, entry.published_at):
-        art.title, art.list_title, art.published_at, art.updated_at = entry.title, entry.title, entry.published_at, now
-        return "updated"
-    if art.external and art.removed_at is not None:
-        art.removed_at = None
-        art.updated_at = now
-        return "updated"
-    if not art.external and art.list_title != entry.title:
-        art.list_title = entry.title
-    return "known"
+    }
+    outcomes: list[str] = []
+    inserts: list[dict[str, object]] = []
+    for entry in entries:
+        row = rows.get(entry.url)
+        if row is None:
+            if any(i["url"] == entry.url for i in inserts):
+                outcomes.append("known")  # listed twice on one page
+                continue
+            inserts.append({
+                "source_id": source_id, "url": entry.url, "newsid": entry.newsid, "external": entry.external,
+                "status": "ok" if entry.external else "pending", "title": entry.title,
+                "list_title": entry.title, "published_at": entry.published_at, "first_seen_at": now,
+                "updated_at": (entry.published_at or now) if entry.external else None, "fetch_attempts": 0,
+            })
+            outcomes.append("new" if entry.external else "pending")
+            continue
+        outcomes.append(_update_known_entry(session, row, entry, now))
+    if inserts:
+        session.execute(insert(Article), inserts)
+    return outcomes
+
+
+def _update_known_entry(session: Session, row: Any, entry: ListEntryRecord, now: datetime) -> str:
+    values: dict[str, object] = {}
+    outcome = "known"
+    if row.external and row.removed_at is None and (row.title, row.published_at) != (entry.title,
+                                                                                     entry.published_at):
+        values = {"title": entry.title, "list_title": entry.title, "published_at": entry.published_at,
+                  "updated_at": now}
+        outcome = "updated"
+    elif row.external and row.removed_at is not None:
+        values = {"removed_at": None, "updated_at": now}
+        outcome = "updated"
+    elif not row.external and row.list_title != entry.title:
+        values = {"list_title": entry.title}
+    if values:
+        session.execute(update(Article).where(Article.id == row.id).values(**values))
+    return outcome
+
+
+def record_list_entry(session: Session, source_id: int, entry: ListEntryRecord, now: datetime) -> str:
+    """One list entry (see :func:`record_list_entries`)."""
+    return record_list_entries(session, source_id, [entry], now)[0]
 
 
 def store_article(session: Session, source_id: int, rec: ArticleRecord, now: datetime) -> str:
-    """Idempotent upsert of an article page. Returns 'new', 'updated' or 'unchanged'."""
+    """Idempotent upsert of an article page. Returns 'new', 'updated' or 'unchanged'.
+
+    Written with Core statements (no ORM identity map): this runs once per article of a backfill.
+    """
     digest = content_hash(rec.title, rec.body_html, rec.attachments)
-    art = session.scalar(
-        select(Article).options(selectinload(Article.attachments))
+    row = session.execute(
+        select(Article.id, Article.status, Article.content_hash, Article.removed_at, Article.published_at,
+               Article.first_seen_at)
         .where(Article.source_id == source_id, Article.url == rec.url)
-    )
-    if art is None:
-        art = Article(source_id=source_id, url=rec.url, first_seen_at=now, external=False, status="pending",
-                      title=rec.title)
-        session.add(art)
-    was_stored = art.status == "ok" or art.content_hash is not None
-    changed = art.content_hash != digest
-    art.last_checked_at = now
-    art.etag, art.last_modified = rec.etag, rec.last_modified
-    art.fetch_error = None
-    art.fetch_attempts = 0
-    reappeared = art.removed_at is not None
-    art.removed_at = None
-    art.status = "ok"
+    ).first()
+    if row is None:
+        article_id = session.execute(
+            insert(Article).values(source_id=source_id, url=rec.url, first_seen_at=now, external=False,
+                                   status="pending", title=rec.title, fetch_attempts=0)
+            .returning(Article.id)
+        ).scalar_one()
+        was_stored, changed, reappeared = False, True, False
+        stored_published, first_seen = None, now
+    else:
+        article_id = row.id
+        was_stored = row.status == "ok" or row.content_hash is not None
+        changed = row.content_hash != digest
+        reappeared = row.removed_at is not None
+        stored_published, first_seen = row.published_at, row.first_seen_at
+    values: dict[str, object] = {
+        "last_checked_at": now, "etag": rec.etag, "last_modified": rec.last_modified, "fetch_error": None,
+        "fetch_attempts": 0, "removed_at": None, "status": "ok",
+        "author": rec.author, "origin": rec.origin, "editor": rec.editor,
+    }
     if rec.newsid is not None:
-        art.newsid = rec.newsid
+        values["newsid"] = rec.newsid
     if rec.list_title:
-        art.list_title = rec.list_title
+        values["list_title"] = rec.list_title
     if rec.published_at is not None:
-        art.published_at = rec.published_at
-    elif art.published_at is None:
-        art.published_at = art.first_seen_at
-    art.author, art.origin, art.editor = rec.author, rec.origin, rec.editor
-    if not changed and was_stored:
-        return "updated" if reappeared else "unchanged"
-    art.title = rec.title
-    art.body_html, art.body_text = rec.body_html, rec.body_text
-    art.images = list(rec.images)
-    art.content_hash = digest
-    if art.attachments:
-        art.attachments.clear()
-        session.flush()  # delete the old rows before inserting new ones at the same positions
-    art.attachments.extend(
-        Attachment(position=i, name=a.name, url=a.url, mime_type=a.mime_type, in_body=a.in_body)
-        for i, a in enumerate(rec.attachments)
-    )
-    art.updated_at = now if was_stored else (rec.published_at or now)
-    session.flush()
-    return "updated" if was_stored else "new"
+        values["published_at"] = rec.published_at
+    elif stored_published is None:
+        values["published_at"] = first_seen
+    if changed or not was_stored:
+        values.update(title=rec.title, body_html=rec.body_html, body_text=rec.body_text, images=list(rec.images),
+                      content_hash=digest, updated_at=now if was_stored else (rec.published_at or now))
+        session.execute(delete(Attachment).where(Attachment.article_id == article_id))
+        if rec.attachments:
+            session.execute(insert(Attachment), [
+                {"article_id": article_id, "position": i, "name": a.name, "url": a.url, "mime_type": a.mime_type,
+                 "in_body": a.in_body}
+                for i, a in enumerate(rec.attachments)
+            ])
+    elif reappeared:
+        values["updated_at"] = now
+    session.execute(update(Article).where(Article.id == article_id).values(**values))
+    if not was_stored:
+        return "new"
+    return "updated" if changed or reappeared else "unchanged"
 
 
 def mark_unchanged(session: Session, source_id: int, url: str, now: datetime,

@@ -22,7 +22,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.context import CrawlContext
-from crawler.items import ArticleItem, CheckItem, ListEntryItem
+from crawler.items import ArticleItem, CheckItem, ListPageItem
 from crawler.locks import SourceLock
 from crawler.parsing import (
     canonical_article_url,
@@ -176,17 +176,19 @@ class ColumnSpider(scrapy.Spider):
                 logger.info("%s: using discovered list page %s", self.source.name, response.url)
             ctx.new_list_etag = _header(response, b"ETag")
             ctx.new_list_last_modified = _header(response, b"Last-Modified")
-        all_known = True
+        records, requests = [], []
         for entry in listing.entries:
             external = not is_on_domains(entry.url, self.source.domains)
             # off-site links are kept exactly as the site lists them (readers follow them as they are)
             url = urldefrag(entry.url)[0] if external else canonical_article_url(entry.url)
-            if url not in ctx.known:
-                all_known = False
-            yield ListEntryItem(store.ListEntryRecord(url=url, title=entry.title, published_at=entry.published,
-                                                      newsid=entry.newsid, external=external))
+            records.append(store.ListEntryRecord(url=url, title=entry.title, published_at=entry.published,
+                                                 newsid=entry.newsid, external=external))
             if not external and url not in ctx.known and url not in self.scheduled:
-                yield self._article_request(url, None if entry.title_truncated else entry.title, entry.published)
+                requests.append(self._article_request(url, None if entry.title_truncated else entry.title,
+                                                      entry.published))
+        yield ListPageItem(records)
+        yield from requests
+        all_known = all(r.url in ctx.known for r in records)
         if ctx.backfilled and all_known:
             logger.info("%s: list page %d holds only known entries; stop paging", self.source.name, page)
             return
