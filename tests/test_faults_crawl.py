@@ -113,6 +113,8 @@ def hostile_articles(other: str) -> list[dict[str, Any]]:
                            f'<img src="{other}/evil/pixel.png"></p>'
                            f'<p><a href="{other}/evil/file.pdf">外站文件.pdf</a></p>', ["外站页面", "外站文件.pdf"])]),
         dict(id=2702, date="2025-07-22", title="外站列表项", external=f"{other}/evil/list-link.htm"),
+        dict(id=2701, date="2025-07-21", title="脚本链接列表项", external="javascript:alert('XSS-list-js')"),
+        dict(id=2700, date="2025-07-20", title="数据链接列表项", external="data:text/html,XSS-list-data"),
     ]
 
 
@@ -289,6 +291,12 @@ def test_other_domains_are_never_requested(scenario: Scenario) -> None:
     assert listed.external and listed.status == "ok"
     linking = _stored(scenario, 2703)
     assert f"localhost:{scenario.other.port}/evil/body-link.htm" in (linking.body_html or "")
+
+
+def test_script_and_data_links_in_the_list_are_dropped(scenario: Scenario) -> None:
+    urls = list(scenario.second.articles)
+    assert not [u for u in urls if not u.startswith(("http://", "https://"))], urls
+    assert not [a for a in scenario.second.articles.values() if a.title in ("脚本链接列表项", "数据链接列表项")]
 
 
 def test_published_files_carry_no_executable_content(scenario: Scenario) -> None:
