@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, Integer, Text, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.models import Article, Attachment, CrawlRun, Source, utcnow
+from db.models import Article, Attachment, CrawlRun, Source, UTCDateTime, utcnow
 
 _UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -258,60 +258,71 @@ def record_list_entry(session: Session, source_id: int, entry: ListEntryRecord, 
     return record_list_entries(session, source_id, [entry], now)[0]
 
 
-def store_article(session: Session, source_id: int, rec: ArticleRecord, now: datetime) -> str:
-    """Idempotent upsert of an article page. Returns 'new', 'updated' or 'unchanged'.
+_articles = Article.__table__
+_attachments = Attachment.__table__
+_when = UTCDateTime()
+# Statements built once: store_article runs per article of a backfill, and building a statement costs
+# more than running it on SQLite.
+_SELECT_STORED = select(
+    _articles.c.id, _articles.c.status, _articles.c.content_hash, _articles.c.removed_at,
+).where(_articles.c.source_id == bindparam("source_id"), _articles.c.url == bindparam("url"))
+_INSERT_PENDING = _articles.insert().returning(_articles.c.id)
+_CHECKED = {
+    "last_checked_at": bindparam("now", type_=_when), "etag": bindparam("etag"),
+    "last_modified": bindparam("last_modified"), "fetch_error": None, "fetch_attempts": 0, "removed_at": None,
+    "status": "ok", "author": bindparam("author"), "origin": bindparam("origin"), "editor": bindparam("editor"),
+    "newsid": func.coalesce(bindparam("newsid", type_=Integer()), _articles.c.newsid),
+    "list_title": func.coalesce(bindparam("list_title", type_=Text()), _articles.c.list_title),
+    "published_at": func.coalesce(bindparam("published_at", type_=_when), _articles.c.published_at,
+                                  _articles.c.first_seen_at),
+    "updated_at": func.coalesce(bindparam("updated_at", type_=_when), _articles.c.updated_at),
+}
+_UPDATE_CHECKED = _articles.update().where(_articles.c.id == bindparam("article_id")).values(_CHECKED)
+_UPDATE_CONTENT = _articles.update().where(_articles.c.id == bindparam("article_id")).values({
+    **_CHECKED, "title": bindparam("title"), "body_html": bindparam("body_html"),
+    "body_text": bindparam("body_text"), "images": bindparam("images", type_=JSON()),
+    "content_hash": bindparam("content_hash"),
+})
+_DELETE_ATTACHMENTS = _attachments.delete().where(_attachments.c.article_id == bindparam("article_id"))
 
-    Written with Core statements (no ORM identity map): this runs once per article of a backfill.
-    """
+
+def store_article(session: Session, source_id: int, rec: ArticleRecord, now: datetime) -> str:
+    """Idempotent upsert of an article page. Returns 'new', 'updated' or 'unchanged'."""
     digest = content_hash(rec.title, rec.body_html, rec.attachments)
-    row = session.execute(
-        select(Article.id, Article.status, Article.content_hash, Article.removed_at, Article.published_at,
-               Article.first_seen_at)
-        .where(Article.source_id == source_id, Article.url == rec.url)
-    ).first()
+    row = session.execute(_SELECT_STORED, {"source_id": source_id, "url": rec.url}).first()
     if row is None:
-        article_id = session.execute(
-            insert(Article).values(source_id=source_id, url=rec.url, first_seen_at=now, external=False,
-                                   status="pending", title=rec.title, fetch_attempts=0)
-            .returning(Article.id)
-        ).scalar_one()
+        article_id = session.execute(_INSERT_PENDING, {
+            "source_id": source_id, "url": rec.url, "first_seen_at": now, "external": False, "status": "pending",
+            "title": rec.title, "fetch_attempts": 0,
+        }).scalar_one()
         was_stored, changed, reappeared = False, True, False
-        stored_published, first_seen = None, now
     else:
         article_id = row.id
         was_stored = row.status == "ok" or row.content_hash is not None
         changed = row.content_hash != digest
         reappeared = row.removed_at is not None
-        stored_published, first_seen = row.published_at, row.first_seen_at
-    values: dict[str, object] = {
-        "last_checked_at": now, "etag": rec.etag, "last_modified": rec.last_modified, "fetch_error": None,
-        "fetch_attempts": 0, "removed_at": None, "status": "ok",
-        "author": rec.author, "origin": rec.origin, "editor": rec.editor,
+    params: dict[str, object] = {
+        "article_id": article_id, "now": now, "etag": rec.etag, "last_modified": rec.last_modified,
+        "author": rec.author, "origin": rec.origin, "editor": rec.editor, "newsid": rec.newsid,
+        "list_title": rec.list_title or None, "published_at": rec.published_at,
+        "updated_at": now if was_stored and (changed or reappeared) else None,
     }
-    if rec.newsid is not None:
-        values["newsid"] = rec.newsid
-    if rec.list_title:
-        values["list_title"] = rec.list_title
-    if rec.published_at is not None:
-        values["published_at"] = rec.published_at
-    elif stored_published is None:
-        values["published_at"] = first_seen
-    if changed or not was_stored:
-        values.update(title=rec.title, body_html=rec.body_html, body_text=rec.body_text, images=list(rec.images),
-                      content_hash=digest, updated_at=now if was_stored else (rec.published_at or now))
-        session.execute(delete(Attachment).where(Attachment.article_id == article_id))
-        if rec.attachments:
-            session.execute(insert(Attachment), [
-                {"article_id": article_id, "position": i, "name": a.name, "url": a.url, "mime_type": a.mime_type,
-                 "in_body": a.in_body}
-                for i, a in enumerate(rec.attachments)
-            ])
-    elif reappeared:
-        values["updated_at"] = now
-    session.execute(update(Article).where(Article.id == article_id).values(**values))
+    if not (changed or not was_stored):
+        session.execute(_UPDATE_CHECKED, params)
+        return "updated" if reappeared else "unchanged"
     if not was_stored:
-        return "new"
-    return "updated" if changed or reappeared else "unchanged"
+        params["updated_at"] = rec.published_at or now
+    params.update(title=rec.title, body_html=rec.body_html, body_text=rec.body_text, images=list(rec.images),
+                  content_hash=digest)
+    session.execute(_UPDATE_CONTENT, params)
+    session.execute(_DELETE_ATTACHMENTS, {"article_id": article_id})
+    if rec.attachments:
+        session.execute(_attachments.insert(), [
+            {"article_id": article_id, "position": i, "name": a.name, "url": a.url, "mime_type": a.mime_type,
+             "in_body": a.in_body}
+            for i, a in enumerate(rec.attachments)
+        ])
+    return "updated" if was_stored else "new"
 
 
 def mark_unchanged(session: Session, source_id: int, url: str, now: datetime,
