@@ -196,6 +196,7 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # Scrapy 2.14+: no local code-execution endpoint during crawls
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
 RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)
 DOWNLOADER_MIDDLEWARES = {

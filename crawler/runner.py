@@ -24,7 +24,7 @@ from db.models import CrawlRun
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["scrapy", "scrapy.crawler", "crawler.spiders.column", "crawler.pipelines", "crawler.middlewares"]
+PRELOAD = ["crawler.preload", "crawler.spiders.column", "crawler.pipelines", "crawler.middlewares"]
 _context: Any = None
 
 
