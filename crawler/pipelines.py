@@ -60,10 +60,14 @@ class StorePipeline:
         self.commit()
 
     # ------------------------------------------------------------------ transactions
+    def _context(self) -> CrawlContext:
+        if self.ctx is None:
+            raise RuntimeError("the pipeline stores items only after open_spider")
+        return self.ctx
+
     def _open(self) -> Session:
         if self.session is None:
-            assert self.ctx is not None
-            self.session = self.ctx.factory()
+            self.session = self._context().factory()
             self.session.begin()
             self.timer = _call_later(COMMIT_SECONDS, self._commit_on_timer)
         return self.session
@@ -90,15 +94,15 @@ class StorePipeline:
             return
         batch, counts = self.batch, self.counts
         self.batch, self.counts = [], Counter()
-        assert self.ctx is not None
+        ctx = self._context()
         try:
             session.commit()
         except Exception as exc:
-            self.ctx.fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
+            ctx.fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
             raise
         finally:
             session.close()
-        self.ctx.counts.update(counts)
+        ctx.counts.update(counts)
 
     def _commit_on_timer(self) -> None:
         self.timer = None
@@ -111,15 +115,15 @@ class StorePipeline:
         batch = self._discard()
         if not batch:
             return
-        assert self.ctx is not None
+        ctx = self._context()
         try:
             session = self._open()
             for item, now in batch:
-                self._store(session, self.ctx, item, now, self.counts, quiet=True)
+                self._store(session, ctx, item, now, self.counts, quiet=True)
                 self.batch.append((item, now))
         except Exception as exc:
             self._discard()
-            self.ctx.fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
+            ctx.fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
             raise
 
     # ------------------------------------------------------------------ one item
