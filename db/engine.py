@@ -6,6 +6,7 @@ The schema is brought up to date with Alembic by :func:`upgrade` whenever the ap
 from __future__ import annotations
 
 import sqlite3
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +69,9 @@ def upgrade(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)  # it runs at every start: its INFO lines would be noise
     with _upgrade_lock, engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             # pysqlite runs DDL outside any transaction, so a crash between two CREATE TABLEs left a schema
