@@ -5,8 +5,8 @@ The schema is brought up to date with Alembic by :func:`upgrade` whenever the ap
 
 from __future__ import annotations
 
-import sqlite3
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
