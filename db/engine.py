@@ -64,14 +64,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Apply every Alembic migration (idempotent; safe to call at each start)."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)  # it runs at every start: its INFO lines would be noise
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    alembic_log = logging.getLogger("alembic")
-    if alembic_log.level == logging.NOTSET:
-        alembic_log.setLevel(logging.WARNING)  # it runs at every start: its INFO lines would be noise
     with _upgrade_lock, engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             # pysqlite runs DDL outside any transaction, so a crash between two CREATE TABLEs left a schema
