@@ -179,7 +179,7 @@ ROBOTSTXT_OBEY = True
 
 _delay = _lenient("CRAWL_DELAY")
 DOWNLOAD_DELAY = _delay
-RANDOMIZE_DOWNLOAD_DELAY = False
+DOWNLOAD_DELAY_JITTER = 0  # the delay is a floor we promise the source, not an average
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 1 if _delay else 16
 AUTOTHROTTLE_ENABLED = bool(_delay)

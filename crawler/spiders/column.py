@@ -11,6 +11,7 @@ re-checks of recent articles to notice edits and removals. Parsing is done by pu
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
@@ -72,6 +73,7 @@ class ColumnSpider(scrapy.Spider):
         self.article_pages = 0
         self.drifted = 0
         self.discovery_tried = False
+        self.started_monotonic = time.monotonic()
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> ColumnSpider:
@@ -316,7 +318,7 @@ class ColumnSpider(scrapy.Spider):
             stats = self.crawler.stats
             requests = int(stats.get_value("downloader/request_count", 0) or 0)
             status = ctx.finish(requests=requests, pages=self.list_pages + self.article_pages, close_reason=reason)
-            seconds = (utcnow() - ctx.started).total_seconds()
+            seconds = time.monotonic() - self.started_monotonic
             logger.info(
                 "crawl %s: %s in %.1fs, %d requests, %d pages, new %d, updated %d, unchanged %d, removed %d, "
                 "failed %d%s", self.source.name, status, seconds, requests, self.list_pages + self.article_pages,
