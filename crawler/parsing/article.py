@@ -7,16 +7,19 @@ so they are found by position (inside the form, outside the body) and by their l
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
 from ._dom import (
+    SKIP_TAGS,
+    UNWALKED,
     absolute_url,
+    collect_text,
     css,
     first,
     inner_html,
@@ -30,11 +33,12 @@ from ._dom import (
 )
 from .dates import parse_date
 from .model import ArticlePage, AttachmentLink, Selectors
-from .sanitize import html_to_text, sanitize_html
+from .sanitize import sanitize_and_text
 
 log = logging.getLogger(__name__)
+_string = etree.XPath("string()")
 
-FORM = "form[name=_newscontent_fromname]"
+FORM = "form[name=_newscontent_fromname]"  # looked up by _form()
 BODY_SELECTORS = (".v_news_content", "[id^=vsb_content]", "#vsb_newscontent", "[id^=vsb_newscontent]",
                   ".article-content", ".article_content", ".arti_content")
 TITLE_SELECTORS = ("h1", "h2", "h3", ".title", ".nr-tit", ".arti_title", ".arti-title", ".content-title",
@@ -59,6 +63,8 @@ _VALUE_END = re.compile(r"[\s\u00a0\u3000]{2,}")
 _VALUE_STRIP = " \t\r\n\u00a0\u3000|｜丨/【】[]"
 _CREDITS = re.compile(r"[（(]\s*((?:供稿|审核|审稿|编辑|责任编辑|撰稿|作者|来源|摄影)\s*[:：][^（()）]*)[)）]\s*$")
 _PREV_NEXT = re.compile(r"^(上一篇|下一篇|上一条|下一条|上篇|下篇)\s*[:：]")
+# A text node whose first visible character is 上 or 下 (what norm_space drops or collapses comes before it).
+_LEADING_UP_DOWN = re.compile("[\\s\u200b\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]*[上下]")
 _PRINT_CLOSE = re.compile(r"^[【\[]?\s*(打印本页|打印|关闭窗口|关闭|返回顶部)\s*[】\]]?$")
 _DOWNLOAD = re.compile(r"download\.jsp|DownloadAttachUrl", re.I)
 _POSITION_LABEL = re.compile(r"(您现在的位置|当前位置|现在位置|所在位置|位置)\s*(?:是)?\s*[:：]")
@@ -80,27 +86,31 @@ def parse_article(html: str, page_url: str, selectors: Selectors | None = None) 
 
 def _parse(html: str, page_url: str, selectors: Selectors) -> ArticlePage:
     root = parse_html(html)
-    form = first(root, FORM)
+    form = _form(root)
     scope = form if form is not None else root
     body = _find_body(root, selectors)
     fields = _meta_fields(root, scope, body, selectors)
-    body_html, body_text, images = _body(body, page_url)
+    title = _title(root, form, body, selectors)
+    attachments = _attachments(root, scope, body, page_url, selectors)
+    trail = breadcrumb(root, page_url, exclude=body)
+    pubdate, source = _head_meta(root, "pubdate"), _head_meta(root, "contentsource")
+    body_html, body_text, images = _body(body, page_url)  # edits the tree: everything reading it comes first
     for kind, value in _credits(body_text).items():
         if fields.get(kind) is None:
             fields[kind] = value
-    published, date_only = _published(fields.get("published"), root)
+    published, date_only = _published(fields.get("published"), pubdate)
     return ArticlePage(
-        title=_title(root, form, body, selectors),
+        title=title,
         published=published,
         date_only=date_only,
         author=fields.get("author"),
-        origin=fields.get("origin") or _head_meta(root, "contentsource"),
+        origin=fields.get("origin") or source,
         editor=fields.get("editor"),
         body_html=body_html,
         body_text=body_text,
         images=images,
-        attachments=_attachments(root, scope, body, page_url, selectors),
-        breadcrumb=breadcrumb(root, page_url, exclude=body),
+        attachments=attachments,
+        breadcrumb=trail,
     )
 
 
@@ -132,7 +142,7 @@ def _title_from_head(root: etree._Element) -> str | None:
     """``<title>`` is ``<article title>-<site name>``; a suffix starting with a digit is part of the
     title (``2024-2025学年``), not a site name."""
     el = root.find(".//title")
-    text = norm_space(el.text_content() if el is not None else "")
+    text = norm_space(_string(el) if el is not None else "")
     head, sep, tail = text.rpartition("-")
     if sep and tail.strip() and not tail.strip()[0].isdigit():
         text = head.rstrip(" -")  # may leave nothing: a blank title before the site name
@@ -172,8 +182,8 @@ def labelled_fields(text: str) -> dict[str, str | None]:
 def _meta_fields(root: etree._Element, scope: etree._Element, body: etree._Element | None,
                  selectors: Selectors) -> dict[str, str | None]:
     """The labelled meta line; unlabelled old-template ``timestyle``/``authorstyle`` values fill gaps."""
-    element = _meta_element(root, scope, body, selectors)
-    fields = labelled_fields(raw_text_of(element)) if element is not None else {}
+    element, text = _meta_element(root, scope, body, selectors)
+    fields = labelled_fields(text) if element is not None else {}
     for kind, selector in _STYLE_FIELDS.items():
         if fields.get(kind) is None:
             el = first(scope, selector)
@@ -184,22 +194,83 @@ def _meta_fields(root: etree._Element, scope: etree._Element, body: etree._Eleme
 
 
 def _meta_element(root: etree._Element, scope: etree._Element, body: etree._Element | None,
-                  selectors: Selectors) -> etree._Element | None:
-    """The element with the most field labels outside the body; the deepest one among equals."""
+                  selectors: Selectors) -> tuple[etree._Element | None, str]:
+    """The element with the most field labels outside the body (the deepest one among equals, the first
+    in document order among those), and its visible text.
+
+    Every label ends in a colon, so only elements whose visible text holds a colon can qualify: the
+    ancestors of text nodes with a colon, up to the first hidden or skipped one (whose text, and its
+    ancestors' view of this node, is empty) or the first one holding the body. Walking up from such a
+    node, visible text only grows (each text is built from the child's), so the walk also stops at the
+    first element over 500 characters. That evaluates a handful of elements instead of the visible text
+    of every element in the scope. A parent with its child's very text has its labels and a lower
+    depth: it cannot win, and its labels are not counted.
+    """
     if selectors.meta:
-        return first(root, selectors.meta)
-    best, best_key = None, (0, 0)
+        element = first(root, selectors.meta)
+        return element, raw_text_of(element) if element is not None else ""
+    holds_body = set(body.iterancestors()) | {body} if body is not None else set()
+    seen: set[etree._Element] = set()
+    best, best_key, best_text = None, (0, 0), ""
+    for node in _colon_text_owners(scope):
+        if body is not None and is_inside(node, body):
+            continue
+        depth = _depth(node)
+        el: etree._Element | None = node
+        child, child_text = None, ""
+        while el is not None and el not in seen and el not in holds_body:
+            if el.tag in SKIP_TAGS or is_hidden(el):
+                break  # its text is empty, and the colon is invisible to its ancestors
+            seen.add(el)
+            text = raw_text_of(el) if child is None else _text_around(el, child, child_text)
+            if len(text) > 500:
+                break
+            if child is None or text != child_text:
+                kinds = {_LABEL_KIND[label] for label in _LABEL_RE.findall(text)}
+                kinds.discard(None)
+                key = (len(kinds), depth)
+                if kinds and key > best_key:
+                    best, best_key, best_text = el, key, text
+            if el is scope:
+                break
+            child, child_text = el, text
+            el, depth = el.getparent(), depth - 1
+    return best, best_text
+
+
+def _text_around(el: etree._Element, child: etree._Element, child_text: str) -> str:
+    """``raw_text_of(el)`` for a visible ``el`` when the visible text of its visible ``child`` is known."""
+    out = [el.text] if el.text else []
+    try:
+        for node in el:
+            if node is child:
+                out.append(child_text)
+            elif isinstance(node.tag, str):
+                if node.tag not in SKIP_TAGS and not is_hidden(node):
+                    collect_text(node, out)
+            elif node.tag in UNWALKED:
+                continue
+            if node.tail:
+                out.append(node.tail)
+    except RecursionError:
+        return raw_text_of(el)
+    return "".join(out)
+
+
+def _colon_text_owners(scope: etree._Element) -> list[etree._Element]:
+    """Elements directly holding a text node with a colon in ``scope``, in document order of the nodes
+    (a tail belongs to the parent of its element; ``scope``'s own tail is outside)."""
+    owners = []
     for el in scope.iter():
-        if not isinstance(el.tag, str) or el.tag in ("script", "style") or not _outside(el, body):
-            continue
-        text = raw_text_of(el)
-        if len(text) > 500:
-            continue
-        kinds = {_LABEL_KIND[m.group(1)] for m in _LABEL_RE.finditer(text)} - {None}
-        key = (len(kinds), _depth(el))
-        if kinds and key > best_key:
-            best, best_key = el, key
-    return best
+        text = el.text
+        if text and (":" in text or "：" in text) and isinstance(el.tag, str):
+            owners.append(el)
+        text = el.tail
+        if text and el is not scope and (":" in text or "：" in text):
+            parent = el.getparent()
+            if parent is not None:
+                owners.append(parent)
+    return owners
 
 
 def _depth(el: etree._Element) -> int:
@@ -209,11 +280,10 @@ def _depth(el: etree._Element) -> int:
     return depth
 
 
-def _published(value: str | None, root: etree._Element) -> tuple[datetime | None, bool]:
+def _published(value: str | None, pubdate: str | None) -> tuple[datetime | None, bool]:
     """The meta-line date; ``<meta name="PubDate">`` fills in when the line is missing or lacks the
     time of the same day."""
     published, date_only = parse_date(value) if value else (None, False)
-    pubdate = _head_meta(root, "pubdate")
     if pubdate:
         meta_value, meta_date_only = parse_date(pubdate)
         if meta_value is not None and (published is None or (
@@ -232,6 +302,11 @@ def _credits(body_text: str) -> dict[str, str | None]:
 
 
 # ---------------------------------------------------------------- body
+def _form(root: etree._Element) -> etree._Element | None:
+    """``first(root, FORM)`` by tag lookup in C instead of XPath."""
+    return next((form for form in root.iter("form") if form.get("name") == "_newscontent_fromname"), None)
+
+
 def _find_body(root: etree._Element, selectors: Selectors) -> etree._Element | None:
     for selector in ((selectors.body,) if selectors.body else BODY_SELECTORS):
         el = first(root, selector)
@@ -241,27 +316,51 @@ def _find_body(root: etree._Element, selectors: Selectors) -> etree._Element | N
 
 
 def _strip_navigation(body: etree._Element) -> None:
-    """Remove 上一篇/下一篇 and 打印/关闭 blocks that old templates put inside the body container."""
-    for el in list(body.iter()):
-        if el is body or not isinstance(el.tag, str) or el.getparent() is None:
-            continue
-        text = text_of(el)
-        if len(text) < 200 and _PREV_NEXT.match(text) and el.find(".//a") is not None or (
-                el.tag == "a" and _PRINT_CLOSE.match(text)):
-            remove(el)
+    """Remove 上一篇/下一篇 and 打印/关闭 blocks that old templates put inside the body container.
+
+    Only two kinds of element can qualify, so only they are tested: links (打印/关闭 is a link's whole
+    text), and elements whose visible text starts with 上/下 -- the ancestors of a text node that does.
+    Removing an element changes the text of no element after it in document order, so testing each one
+    as it is reached gives the same result as testing the tree as it was.
+    """
+    leading: set[etree._Element] = set()  # elements whose visible text may start with 上/下
+
+    def mark(node: etree._Element | None) -> None:
+        while node is not None and node is not body and node not in leading:
+            leading.add(node)
+            node = node.getparent()
+
+    links: list[etree._Element] = []
+    for el in body.iter():
+        tag, text, tail = el.tag, el.text, el.tail
+        if tag == "a" and el is not body:
+            links.append(el)
+        if text and ("上" in text or "下" in text) and isinstance(tag, str) and _LEADING_UP_DOWN.match(text):
+            mark(el)
+        if tail and ("上" in tail or "下" in tail) and el is not body and _LEADING_UP_DOWN.match(tail):
+            mark(el.getparent())
+    candidates = leading.union(links)
+    if not candidates:
+        return
+    for el in [el for el in body.iter() if el in candidates]:
+        if el.tag == "a" or el.find(".//a") is not None:
+            text = text_of(el)
+            if len(text) < 200 and _PREV_NEXT.match(text) and el.find(".//a") is not None or (
+                    el.tag == "a" and _PRINT_CLOSE.match(text)):
+                remove(el)
 
 
 def _body(body: etree._Element | None, page_url: str) -> tuple[str | None, str, list[str]]:
-    """(sanitized HTML, plain text, absolute image URLs) of the body container."""
+    """(sanitized HTML, plain text, absolute image URLs) of the body container, which is cleaned in place
+    (no copy): the caller reads everything else from the page first."""
     if body is None:
         return None, "", []
-    clean = copy.deepcopy(body)
-    clean.tail = None
-    _strip_navigation(clean)
-    for el in [el for el in clean.iter() if el is not clean and isinstance(el.tag, str) and is_hidden(el)]:
+    _strip_navigation(body)
+    for el in [el for el in body.iter() if el is not body and isinstance(el.tag, str) and is_hidden(el)]:
         remove(el)  # hidden images and U+200B spans are not content
-    raw = inner_html(clean)
-    return sanitize_html(raw, page_url), html_to_text(raw), _images(clean, page_url)
+    raw = inner_html(body)
+    body_html, body_text = sanitize_and_text(raw, page_url)
+    return body_html, body_text, _images(body, page_url)
 
 
 def _images(body: etree._Element, page_url: str) -> list[str]:
@@ -286,15 +385,19 @@ def _attachments(root: etree._Element, scope: etree._Element, body: etree._Eleme
     listed: list[AttachmentLink] = []
     in_body: list[AttachmentLink] = []
     seen: set[str] = set()
+    body_links = set(body.iter("a")) if body is not None else set()
     for a in links:
         href = (a.get("href") or "").strip()
+        wanted = bool(selectors.attachments) or _DOWNLOAD.search(href) is not None
+        inside = a in body_links
+        if not (wanted or inside):
+            continue  # other links outside the body are never files: no need to resolve them
         url = absolute_url(page_url, href)
         if url is None or url in seen:
             continue
-        inside = is_inside(a, body)
-        if selectors.attachments or _DOWNLOAD.search(href):
+        if wanted:
             target = in_body if inside else listed
-        elif inside and _file_extension(url) in FILE_EXTENSIONS:
+        elif _file_extension(url) in FILE_EXTENSIONS:
             target = in_body
         else:
             continue
@@ -332,11 +435,8 @@ def breadcrumb(root: etree._Element, page_url: str, exclude: etree._Element | No
 
 
 def _breadcrumb_container(root: etree._Element, exclude: etree._Element | None) -> etree._Element | None:
-    for text_node in root.xpath("//body//text()"):
-        if not _POSITION_LABEL.search(str(text_node)):
-            continue
-        node = text_node.getparent()
-        if node is None or is_inside(node, exclude) or node.tag in ("script", "style", "title"):
+    for node in _position_label_holders(root):
+        if is_inside(node, exclude) or node.tag in ("script", "style", "title"):
             continue
         for _ in range(3):  # the label may sit in its own <span> beside the links
             if node is None:
@@ -347,4 +447,51 @@ def _breadcrumb_container(root: etree._Element, exclude: etree._Element | None) 
     for el in css(root, _BREADCRUMB_CLASSES):
         if not is_inside(el, exclude) and el.find(".//a") is not None and el.tag not in ("body", "html"):
             return el
+    return None
+
+
+def _bodies(root: etree._Element) -> list[etree._Element]:
+    """What XPath's ``//body`` finds: on broken pages libxml2 may put elements (a second ``<body>``)
+    beside the root element, at the top of the document."""
+    top = root.getroottree().getroot()
+    if top is None:
+        return []
+    tops = [*reversed(list(top.itersiblings(preceding=True))), top, *top.itersiblings()]
+    return [body for el in tops if isinstance(el.tag, str) for body in el.iter("body")]
+
+
+def _position_label_holders(root: etree._Element) -> Iterator[etree._Element]:
+    """For each text node of ``<body>`` holding a 位置 label (``//body//text()``), in document order: the
+    element holding it as its text, or the one it is the tail of.
+
+    Lazily, so that the search stops at the first usable label, near the top of a page. ``iter()`` meets
+    a tail before the text inside its element; the tail is held back until the walk leaves the element.
+    """
+    scanned: list[etree._Element] = []
+    for body in _bodies(root):
+        if any(is_inside(body, outer) for outer in scanned):
+            continue  # (XPath would not visit a nested <body> twice)
+        scanned.append(body)
+        held: list[tuple[etree._Element | None, etree._Element]] = []  # (node the walk leaves it at, holder)
+        for el in body.iter():
+            while held and held[-1][0] is el:
+                yield held.pop()[1]
+            text = el.text  # (the checks are inlined: this loop runs over every element of the page)
+            if text and "位置" in text and isinstance(el.tag, str) and _POSITION_LABEL.search(text):
+                yield el
+            text = el.tail
+            if text and "位置" in text and el is not body and _POSITION_LABEL.search(text):
+                held.append((_following(el, body), el))
+        while held:
+            yield held.pop()[1]
+
+
+def _following(el: etree._Element, container: etree._Element) -> etree._Element | None:
+    """The node ``container.iter()`` yields after the subtree of ``el`` (None: the end)."""
+    node: etree._Element | None = el
+    while node is not None and node is not container:
+        after = node.getnext()
+        if after is not None:
+            return after
+        node = node.getparent()
     return None

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from urllib.parse import urldefrag
 
 from lxml import etree
 
-from ._dom import absolute_url, body_of, css, first, is_inside, iter_text, norm_space, parse_html, text_of
+from ._dom import (
+    XPATH_SPACE,
+    absolute_url,
+    body_of,
+    css,
+    first,
+    is_inside,
+    iter_text,
+    norm_space,
+    parse_html,
+    text_of,
+    text_parts,
+)
 from .dates import looks_like_date, parse_date
 from .model import ListEntry, ListPage, Selectors
 from .urls import canonical_article_url, newsid_of
@@ -23,8 +35,10 @@ from .urls import canonical_article_url, newsid_of
 log = logging.getLogger(__name__)
 
 DEFAULT_ITEMS = "li[id^=line_u], tr[id^=line_u], dd[id^=line_u], div[id^=line_u]"
-DEFAULT_NEXT = "span.p_next a[href], a.Next[href], a.next[href], a.p_next[href]"
-_PAGER_ROOTS = "[class*=pb_sys], .pagination, .pager, .paging, .pages, .page"
+DEFAULT_NEXT = "span.p_next a[href], a.Next[href], a.next[href], a.p_next[href]"  # see _default_next_links
+_PAGER_ROOTS = "[class*=pb_sys], .pagination, .pager, .paging, .pages, .page"  # see _pager_anchor
+_ITEM_TAGS = frozenset({"li", "tr", "dd", "div"})  # DEFAULT_ITEMS, see _default_items
+_PAGER_CLASSES = frozenset({"pagination", "pager", "paging", "pages", "page"})
 _COMPONENT = re.compile(r"^line_u(\d+)_")
 _ARTICLE_HREF = re.compile(r"/info/\d+/\d+\.htm|\.jsp\?.*wbnewsid=\d+", re.I)
 _TRUNCATION = re.compile(r"(?:\.{3,}|…+|。{3,})\s*$")
@@ -34,6 +48,7 @@ _PAGES = re.compile(r"共\s*(\d{1,6})\s*页")
 _ITEMS = re.compile(r"共\s*(\d{1,9})\s*条")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _HAS_YEAR = re.compile(r"\d{4}")
+_DATED_CLASS = re.compile(r"date|time|rq|sj", re.I)
 _YEAR_MONTH = re.compile(r"^(\d{4})\s*[-./年]\s*(\d{1,2})\s*月?$")
 _DAY = re.compile(r"^(\d{1,2})\s*日?$")
 _YEAR = re.compile(r"^(\d{4})\s*年?$")
@@ -59,7 +74,7 @@ def _parse(html: str, page_url: str, selectors: Selectors, reference: datetime |
     root = parse_html(html)
     next_link = _next_link(root, page_url, selectors)
     pager_text = _pager_text(root, next_link)
-    items = _items(root, selectors, _pager_anchor(root, next_link))
+    items = _items(root, selectors, lambda: _pager_anchor(root, next_link))
     entries: list[ListEntry] = []
     seen: set[str] = set()
     for item in items:
@@ -73,34 +88,47 @@ def _parse(html: str, page_url: str, selectors: Selectors, reference: datetime |
 
 
 # ---------------------------------------------------------------- items
-def _items(root: etree._Element, selectors: Selectors, pager: etree._Element | None) -> list[etree._Element]:
+def _items(root: etree._Element, selectors: Selectors,
+           pager: Callable[[], etree._Element | None]) -> list[etree._Element]:
     if selectors.list_item:
         return _outermost(css(root, selectors.list_item))
-    items = _outermost(css(root, DEFAULT_ITEMS))
+    items = _outermost(_default_items(root))
     if items:
         return _main_component(items, pager)
     return _heuristic_items(root)
 
 
 def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
-    """Drop matches nested inside another match (one entry per outer item)."""
+    """Drop matches nested inside another match (one entry per outer item). ``elements`` are in
+    document order (selector results), so an ancestor match always comes first: it is enough to
+    remember the elements under the matches kept so far."""
     chosen: list[etree._Element] = []
-    chosen_set: set[etree._Element] = set()
+    covered: set[etree._Element] = set()
     for el in elements:
-        if not any(ancestor in chosen_set for ancestor in el.iterancestors()):
+        if el not in covered:
             chosen.append(el)
-            chosen_set.add(el)
+            covered.update(el.iter())
     return chosen
 
 
-def _main_component(items: list[etree._Element], pager: etree._Element | None) -> list[etree._Element]:
+def _default_items(root: etree._Element) -> list[etree._Element]:
+    """``css(root, DEFAULT_ITEMS)`` from one lookup of ``line_u`` ids instead of four XPath scans."""
+    return [el for el in css(root, "[id^=line_u]") if el.tag in _ITEM_TAGS]
+
+
+def _main_component(items: list[etree._Element],
+                    find_pager: Callable[[], etree._Element | None]) -> list[etree._Element]:
     """When several list components share a page (a sidebar "latest news" block beside the column
     list), keep the one(s) sitting closest to the pager: VSB renders the pager inside the list
-    component. Without a pager, or with a single component, everything given is kept."""
+    component. Without a pager, or with a single component, everything given is kept (and the pager
+    is not even looked for)."""
     groups: dict[str, list[etree._Element]] = {}
     for item in items:
         groups.setdefault(_component(item), []).append(item)
-    if len(groups) < 2 or pager is None:
+    if len(groups) < 2:
+        return items
+    pager = find_pager()
+    if pager is None:
         return items
     distance = {key: _distance_to(group[0], pager) for key, group in groups.items()}
     best = min(distance.values())
@@ -152,8 +180,8 @@ def _pick_link(item: etree._Element, page_url: str, selectors: Selectors) -> tup
     else:
         candidates = _links(item)
     resolved = [(a, url) for a in candidates if (url := absolute_url(page_url, a.get("href")))]
-    if not resolved:
-        return None
+    if len(resolved) < 2:
+        return resolved[0] if resolved else None
 
     def rank(pair: tuple[etree._Element, str]) -> tuple[int, int]:
         a, url = pair
@@ -218,10 +246,13 @@ def _item_date_text(item: etree._Element, link: etree._Element, selectors: Selec
                 return text
         return None
     elements = [el for el in item.iter() if el is not item and isinstance(el.tag, str)]
-    dated = [el for el in elements if re.search(r"date|time|rq|sj", el.get("class") or "", re.I)]
+    dated = [el for el in elements if _DATED_CLASS.search(el.get("class") or "")]
     month_day = None
+    texts: dict[etree._Element, str] = {}  # a dated element comes twice
     for el in dated + elements:
-        text = text_of(el)
+        text = texts.get(el)
+        if text is None:
+            text = texts[el] = text_of(el)
         if looks_like_date(text):
             if _HAS_YEAR.search(text):
                 return text
@@ -269,14 +300,37 @@ def _next_link(root: etree._Element, page_url: str, selectors: Selectors) -> etr
             if link is not None and absolute_url(page_url, link.get("href")):
                 return link
         return None
-    for link in css(root, DEFAULT_NEXT):
+    for link in _default_next_links(root):
         if absolute_url(page_url, link.get("href")):
             return link
-    for link in body_of(root).iter("a"):
+    body = body_of(root)
+    maybe_next = set(_MAYBE_NEXT_LINKS(body))  # the text below starts with 下, so the link's text holds it
+    for link in body.iter("a"):
+        if link not in maybe_next:
+            continue
         text = norm_space(text_of(link) or link.get("title") or "").replace(" ", "")
         if _NEXT_TEXT.match(text) and absolute_url(page_url, link.get("href")):
             return link
     return None
+
+
+_MAYBE_NEXT_LINKS = etree.XPath("descendant-or-self::a[contains(., '下') or contains(@title, '下')]")
+_NEXT_CLASSES = frozenset({"Next", "next", "p_next"})
+
+
+def _default_next_links(root: etree._Element) -> list[etree._Element]:
+    """``css(root, DEFAULT_NEXT)`` from one lookup of class attributes instead of four XPath scans of the
+    page: links in a ``span.p_next``, and links of class Next/next/p_next; both with an href."""
+    found: set[etree._Element] = set()
+    for el in css(root, "[class*=ext]"):  # each of the classes contains "ext"
+        classes = XPATH_SPACE.split(el.get("class", ""))
+        if el.tag == "span" and "p_next" in classes:
+            found.update(a for a in el.iter("a") if a is not el)
+        elif el.tag == "a" and not _NEXT_CLASSES.isdisjoint(classes):
+            found.add(el)
+    if not found:
+        return []
+    return [a for a in root.iter("a") if a in found and a.get("href") is not None]
 
 
 def _next_url(link: etree._Element | None, page_url: str) -> str | None:
@@ -290,8 +344,14 @@ def _next_url(link: etree._Element | None, page_url: str) -> str | None:
 
 
 def _pager_anchor(root: etree._Element, next_link: etree._Element | None) -> etree._Element | None:
-    roots = css(root, _PAGER_ROOTS)
-    return roots[0] if roots else next_link
+    """The first of ``css(root, _PAGER_ROOTS)``, else the next link. Found by one scan with early exit:
+    XPath evaluates each of the six selectors over the whole page before the union is sorted."""
+    for el in root.iter(etree.Element):
+        classes = el.get("class")
+        if classes and ("pb_sys" in classes or (
+                "pag" in classes and not _PAGER_CLASSES.isdisjoint(XPATH_SPACE.split(classes)))):
+            return el
+    return next_link
 
 
 def _pager_text(root: etree._Element, next_link: etree._Element | None) -> str:
@@ -309,7 +369,7 @@ def _pager_text(root: etree._Element, next_link: etree._Element | None) -> str:
         roots = [el for el in body_of(root).iter("span", "div", "td", "p", "em", "li")
                  if len(el) <= 3 and (_PAGES.search(text_of(el)) or _ITEMS.search(text_of(el)))
                  and len(text_of(el)) <= 60]
-    return " ".join(norm_space(" ".join(iter_text(r))) for r in roots[:3])
+    return " ".join(norm_space(" ".join(text_parts(r))) for r in roots[:3])
 
 
 def _total_pages(root: etree._Element, pager_text: str) -> int | None:

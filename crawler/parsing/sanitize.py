@@ -13,6 +13,7 @@ from lxml import etree
 
 from ._dom import (
     SKIP_TAGS,
+    UNWALKED,
     absolute_url,
     body_of,
     inner_html,
@@ -56,9 +57,9 @@ _LINE_SPACE = re.compile(r"[^\S\n]+")
 
 def _prepare(container: etree._Element, base_url: str) -> None:
     """VSB-specific cleanup nh3 cannot do: hidden spans, ``<o:p>``, ``orisrc``, absolute URLs."""
-    for el in list(container.iter()):
-        if el is container or not isinstance(el.tag, str):
-            continue
+    # Which elements to drop or unwrap depends on their own tag and attributes only, so it is decided
+    # for the tree as parsed, in document order, and applied in that order.
+    for el in [el for el in container.iter() if el is not container and _is_dropped_or_unwrapped(el)]:
         if el.tag in DROP_WITH_CONTENT or is_hidden(el):
             remove(el)
         elif el.tag == "o:p":
@@ -77,27 +78,83 @@ def _prepare(container: etree._Element, base_url: str) -> None:
             el.set(attr, url)
 
 
+def _is_dropped_or_unwrapped(el: etree._Element) -> bool:
+    """Whether ``_prepare`` may remove or unwrap ``el`` (a cheap superset: any style may hide)."""
+    tag = el.tag
+    if not isinstance(tag, str):
+        return False
+    return tag in DROP_WITH_CONTENT or tag == "o:p" or el.get("style") is not None or el.get("hidden") is not None
+
+
+# One configured sanitizer for all calls: building ammonia's settings per call cost as much as cleaning.
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=set(DROP_WITH_CONTENT),
+    attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
+    url_schemes=set(URL_SCHEMES),
+    link_rel=None,
+    strip_comments=True,
+)
+
+
 def sanitize_html(html: str, base_url: str) -> str:
     """Whitelist-sanitize an HTML fragment: formatting tags only, no styles/classes/ids/handlers,
     http(s)/mailto URLs only, every href/src absolute, no XML-illegal characters, no U+200B."""
     if not isinstance(html, str) or not html.strip():
         return ""
-    container = body_of(parse_html(html))
+    return _sanitize(body_of(parse_html(html)), base_url)
+
+
+def _sanitize(container: etree._Element, base_url: str) -> str:
     _prepare(container, base_url if isinstance(base_url, str) else "")
-    cleaned = nh3.clean(
-        inner_html(container),
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(DROP_WITH_CONTENT),
-        attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(URL_SCHEMES),
-        link_rel=None,
-        strip_comments=True,
-    )
+    cleaned = _CLEANER.clean(inner_html(container))
     return strip_xml_illegal(cleaned).replace("\u200b", "").replace("\ufeff", "").strip()
+
+
+def sanitize_and_text(html: str, base_url: str) -> tuple[str, str]:
+    """``(sanitize_html(html, base_url), html_to_text(html))`` from one parse of ``html``."""
+    if not isinstance(html, str) or not html.strip():
+        return "", ""
+    container = body_of(parse_html(html))
+    text = _text(container)  # first: sanitizing edits the tree
+    return _sanitize(container, base_url), text
 
 
 def _text_chunks(root: etree._Element) -> list[str]:
     """Text with a newline around every block element and a space after table cells."""
+    out: list[str] = []
+    try:
+        _collect_chunks(root, out)
+    except RecursionError:  # deeper than libxml2 builds trees; only for trees from elsewhere
+        out = _walk_chunks(root)
+    else:
+        if root.tail:
+            out.pop()  # the root's own tail is not its text
+    return out
+
+
+def _collect_chunks(node: etree._Element, out: list[str]) -> None:
+    """:func:`_walk_chunks` by recursion, which is faster than ``iterwalk`` events (appends the tail)."""
+    tag = node.tag
+    if tag not in SKIP_TAGS and not is_hidden(node):
+        if tag in _BLOCK_TAGS:
+            out.append("\n")
+        if node.text:
+            out.append(node.text)
+        for child in node:
+            if isinstance(child.tag, str):
+                _collect_chunks(child, out)
+            elif child.tail and child.tag not in UNWALKED:
+                out.append(child.tail)
+    if tag in _BLOCK_TAGS:
+        out.append("\n")
+    elif tag in _CELL_TAGS:
+        out.append(" ")
+    if node.tail:
+        out.append(node.tail)
+
+
+def _walk_chunks(root: etree._Element) -> list[str]:
     out: list[str] = []
     walker = etree.iterwalk(root, events=("start", "end"))
     for event, node in walker:
@@ -122,11 +179,16 @@ def _text_chunks(root: etree._Element) -> list[str]:
     return out
 
 
+def _text(root: etree._Element) -> str:
+    """:func:`html_to_text` of a parsed fragment."""
+    text = "".join(_text_chunks(root))
+    lines = (norm_space(_LINE_SPACE.sub(" ", line)) for line in text.split("\n") if line)
+    return "\n".join(line for line in lines if line)
+
+
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment: one line per paragraph/line break/list item/div, whitespace
     collapsed within lines (U+00A0 and U+3000 count as spaces, U+200B as nothing), empty lines dropped."""
     if not isinstance(html, str) or not html.strip():
         return ""
-    text = "".join(_text_chunks(body_of(parse_html(html))))
-    lines = (norm_space(_LINE_SPACE.sub(" ", line)) for line in text.split("\n"))
-    return "\n".join(line for line in lines if line)
+    return _text(body_of(parse_html(html)))

@@ -33,12 +33,22 @@ def _dynamic_to_static(url: str) -> str | None:
     return f"{parts.scheme.lower()}://{host}/info/{int(tree)}/{int(news)}.htm"
 
 
+# Static article URLs in the spelling canonical_article_url produces for them (lower-case ASCII host
+# without a port's leading zeros, nothing to quote, no dot segment, query or fragment): w3lib's
+# canonicalize_url returns them unchanged, so list pages skip it for every entry (and newsid_of again).
+_HOST_LABEL = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_ALREADY_CANONICAL = re.compile(
+    rf"https?://{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[1-9][0-9]{{0,3}})?/info/[0-9]+/(?P<news>[0-9]+)\.htm\Z")
+
+
 def canonical_article_url(url: str) -> str:
     """One spelling per page: dynamic VSB article URLs mapped to ``/info/T/N.htm``, fragments dropped,
     other URLs through w3lib's canonicalisation (a no-op for ordinary ``/info/`` links). Never raises."""
     if not isinstance(url, str):
         return ""
     url = url.strip()
+    if _ALREADY_CANONICAL.match(url):
+        return url
     try:
         static = _dynamic_to_static(url)
         if static:
@@ -54,7 +64,11 @@ def canonical_article_url(url: str) -> str:
 def newsid_of(url: str) -> int | None:
     """The VSB wbnewsid of an article URL (static or dynamic form), else None."""
     try:
-        path = urlsplit(canonical_article_url(url)).path
+        canonical = canonical_article_url(url)
+        fast = _ALREADY_CANONICAL.match(canonical)
+        if fast:
+            return int(fast.group("news"))
+        path = urlsplit(canonical).path
     except ValueError:
         return None
     match = _INFO_PATH.search(path)
