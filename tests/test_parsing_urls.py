@@ -93,3 +93,10 @@ def test_is_on_domains_several_and_odd_domains() -> None:
     assert is_on_domains("https://mp.weixin.qq.com/s/x", ["ghu.edu.cn", ".qq.com"])
     assert not is_on_domains("https://zzb.ghu.edu.cn/", [])
     assert not is_on_domains("https://zzb.ghu.edu.cn/", ["", "  "])
+
+
+def test_canonical_article_url_never_raises_on_malformed_hosts() -> None:
+    from crawler.parsing import canonical_article_url
+
+    assert canonical_article_url("https://c:z@aA[%: 0b#é/info/1/2.htm") == "https://c:z@aA[%: 0b"
+    assert canonical_article_url("http://[::1/info/1/2.htm#x") == "http://[::1/info/1/2.htm"

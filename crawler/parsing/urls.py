@@ -58,7 +58,7 @@ def canonical_article_url(url: str) -> str:
             return urldefrag(url)[0]  # w3lib would invent a "/" path for relative input
         return canonicalize_url(url, keep_fragments=False)
     except (ValueError, TypeError, UnicodeError):
-        return urldefrag(url)[0]
+        return url.split("#", 1)[0]  # urldefrag raises on the same malformed hosts (e.g. "[%")
 
 
 def newsid_of(url: str) -> int | None:
