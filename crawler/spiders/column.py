@@ -11,6 +11,7 @@ re-checks of recent articles to notice edits and removals. Parsing is done by pu
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -47,6 +48,7 @@ GONE = (404, 410)
 # A run fails for template drift when at least this share of fetched article pages had no title or body.
 DRIFT_SHARE = 0.5
 MAX_LIST_PAGES = 2000
+_NUMBERED_PAGE = re.compile(r"^(.*/)(\d+)\.htm$")
 
 
 class ColumnSpider(scrapy.Spider):
@@ -197,6 +199,8 @@ class ColumnSpider(scrapy.Spider):
         yield from self._next_page(listing, page)
 
     def _next_page(self, listing: ListPage, page: int) -> Iterator[Any]:
+        if page == 1 and not self.context.backfilled:
+            yield from self._all_list_pages(listing)
         if listing.next_url and page < MAX_LIST_PAGES:
             if listing.next_url not in self.scheduled:
                 self.scheduled.add(listing.next_url)
@@ -204,6 +208,22 @@ class ColumnSpider(scrapy.Spider):
             return
         self.context.reached_last_page = True
         logger.info("%s: reached the last list page (%d)", self.source.name, page)
+
+    def _all_list_pages(self, listing: ListPage) -> Iterator[Any]:
+        """A backfill asks for every list page at once when VSB's reverse numbering gives their URLs.
+
+        Page k of T is ``<slug>/<T-k+1>.htm``: when page 1's 下页 link is ``<slug>/<T-1>.htm`` the others
+        are known, so they need not wait for each other (the download delay still spaces the requests).
+        """
+        total, nxt = listing.total_pages, listing.next_url
+        match = _NUMBERED_PAGE.match(nxt or "")
+        if not total or not match or int(match.group(2)) != total - 1 or total > MAX_LIST_PAGES:
+            return
+        for k in range(3, total + 1):
+            url = f"{match.group(1)}{total - k + 1}.htm"
+            if url not in self.scheduled:
+                self.scheduled.add(url)
+                yield self._list_request(url, k)
 
     def _list_broken(self, reason: str, page: int, seeds: list[str] | None = None) -> Iterator[Any]:
         if page == 1 and not self.discovery_tried and (self.source.seed_url or self.source.list_url):
