@@ -75,6 +75,7 @@ class ColumnSpider(scrapy.Spider):
         self.article_pages = 0
         self.drifted = 0
         self.discovery_tried = False
+        self.discovery_reason: str | None = None  # why the configured or remembered list page was given up
         self.started_monotonic = time.monotonic()
 
     @classmethod
@@ -263,10 +264,12 @@ class ColumnSpider(scrapy.Spider):
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
-        self.context.fail(getattr(self, "discovery_reason", "no list_url") + "; discovery found no list page")
+        self.context.fail(f"{self.discovery_reason or 'no list_url'}; discovery found no list page")
 
     def _broken_url(self) -> str | None:
-        return self.context.discovered_list_url or self.source.list_url if hasattr(self, "discovery_reason") else None
+        if self.discovery_reason is None:
+            return None
+        return self.context.discovered_list_url or self.source.list_url
 
     def discovery_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
@@ -275,7 +278,7 @@ class ColumnSpider(scrapy.Spider):
             yield scrapy.Request(seeds[0], callback=self.parse_discovery, errback=self.discovery_failed,
                                  meta={"seeds": seeds[1:]}, dont_filter=True, priority=20)
             return
-        self.context.fail(f"{getattr(self, 'discovery_reason', 'no list_url')}; discovery failed: {_describe(failure)}")
+        self.context.fail(f"{self.discovery_reason or 'no list_url'}; discovery failed: {_describe(failure)}")
 
     # ------------------------------------------------------------------ article pages
     def parse_article(self, response: Response) -> Iterator[Any]:
