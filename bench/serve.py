@@ -36,9 +36,12 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import sigterm_as_interrupt  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FEED_NAME = "ghu.xml"
@@ -330,18 +333,6 @@ def conditional_headers(url: str, etag: str, last_modified: str) -> dict[str, st
     raise RuntimeError(f"{url}: conditional request did not give 304")
 
 
-@contextlib.contextmanager
-def _terminate_on_signals() -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def run(args: argparse.Namespace) -> int:
     for tool in (args.nginx, args.wrk):
         if not shutil.which(tool):
@@ -350,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
     bench = Bench(args)
     results: dict[str, dict[str, WrkResult]] = {}
     try:
-        with _terminate_on_signals():
+        with sigterm_as_interrupt():
             feeds = bench.make_feeds()
             size = (feeds / FEED_NAME).stat().st_size
             pinning = f"server CPU {bench.server_cpu}, wrk CPU {bench.client_cpu}" if bench.pin else "off"
