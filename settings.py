@@ -197,6 +197,9 @@ REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # Scrapy 2.14+: no local code-execution endpoint during crawls
+# Backfills (and runs with more than 50 article pages to fetch) parse and store in a forked second process,
+# so a fast source is crawled on two cores: "auto", "always" or "never" (crawler/article_worker.py).
+ARTICLE_WORKER = "auto"
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
 RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)
 DOWNLOADER_MIDDLEWARES = {

@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +42,8 @@ class CrawlContext:
     new_list_last_modified: str | None = None
     reached_last_page: bool = False
     found_list_url: str | None = None
+    drifted: int = 0  # article pages that yielded no title or body (template drift)
+    worker: Any = None  # the article worker storing this run's items (crawler.article_worker), if any
 
     @classmethod
     def open(cls, source: Source, factory: sessionmaker[Session], run_id: int | None = None) -> CrawlContext:

@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from crawler.article_worker import FLUSH_SECONDS
+from crawler.articles import build_article
 from crawler.context import CrawlContext
-from crawler.items import ArticleItem, CheckItem, ListPageItem
+from crawler.items import ArticleItem, ArticlePageItem, CheckItem, ListPageItem
 from db import store
 from db.models import utcnow
 
@@ -29,13 +31,15 @@ COMMIT_SECONDS = 0.5
 
 
 class StorePipeline:
-    def __init__(self, crawler: Any = None) -> None:
+    def __init__(self, crawler: Any = None, timers: bool = True) -> None:
         self.crawler = crawler
         self.ctx: CrawlContext | None = None
         self.session: Session | None = None
         self.batch: list[tuple[Any, datetime]] = []  # the items stored in the open transaction
         self.counts: Counter[str] = Counter()  # their outcomes, added to ctx.counts once committed
         self.timer: Any = None
+        self.timers = timers  # commit COMMIT_SECONDS after a batch's first item (the article worker times its own)
+        self.flush_timer: Any = None  # hands a part-filled batch to the article worker
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> StorePipeline:
@@ -44,6 +48,20 @@ class StorePipeline:
     def process_item(self, item: Any, spider: Any = None) -> Any:
         ctx: CrawlContext = (spider or self.crawler.spider).ctx
         self.ctx = ctx
+        if ctx.worker is not None:  # a big run: the article worker stores everything, in order
+            for left in ctx.worker.submit(item):
+                self._store_here(ctx, left)
+            if ctx.worker is not None and ctx.worker.buffer and self.flush_timer is None:
+                self.flush_timer = _call_later(FLUSH_SECONDS, self._flush_worker)
+            return item
+        self._store_here(ctx, item)
+        return item
+
+    def _store_here(self, ctx: CrawlContext, item: Any) -> None:
+        if isinstance(item, ArticlePageItem):
+            outcome = build_article(item, ctx.source.selectors, ctx.source.name)
+            ctx.drifted += outcome.drifted
+            item = outcome.item
         session = self._open()
         now = utcnow()
         try:
@@ -54,10 +72,38 @@ class StorePipeline:
         self.batch.append((item, now))
         if len(self.batch) >= COMMIT_EVERY:
             self.commit()
-        return item
 
     def close_spider(self, spider: Any = None) -> None:
+        spider = spider or (self.crawler.spider if self.crawler is not None else None)
+        ctx = getattr(spider, "ctx", None) or self.ctx
+        if ctx is not None:
+            self.finish_worker(ctx)
         self.commit()
+
+    # ------------------------------------------------------------------ the article worker
+    def _flush_worker(self) -> None:
+        self.flush_timer = None
+        ctx = self._context()
+        if ctx.worker is not None:
+            for left in ctx.worker.flush():
+                self._store_here(ctx, left)
+
+    def finish_worker(self, ctx: CrawlContext) -> None:
+        """Wait for the worker to store what it was given; merge its figures; store what it never got."""
+        worker, ctx.worker = ctx.worker, None
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+        if worker is None:
+            return
+        self.ctx = ctx
+        result, unsent = worker.finish()
+        ctx.counts.update(result.counts)
+        ctx.drifted += result.drifted
+        if result.failure:
+            ctx.fail(result.failure)
+        for item in unsent:
+            self._store_here(ctx, item)
 
     # ------------------------------------------------------------------ transactions
     def _context(self) -> CrawlContext:
@@ -69,7 +115,7 @@ class StorePipeline:
         if self.session is None:
             self.session = self._context().factory()
             self.session.begin()
-            self.timer = _call_later(COMMIT_SECONDS, self._commit_on_timer)
+            self.timer = _call_later(COMMIT_SECONDS, self._commit_on_timer) if self.timers else None
         return self.session
 
     def _discard(self) -> list[tuple[Any, datetime]]:

@@ -23,16 +23,15 @@ from scrapy import signals
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from crawler.article_worker import ArticleWorker
 from crawler.context import CrawlContext
-from crawler.items import ArticleItem, CheckItem, ListPageItem
+from crawler.items import ArticlePageItem, CheckItem, ListPageItem
 from crawler.locks import SourceLock
 from crawler.parsing import (
     canonical_article_url,
     decode_html,
     find_column_list_url,
     is_on_domains,
-    newsid_of,
-    parse_article,
     parse_list_page,
 )
 from crawler.parsing.model import ListPage
@@ -48,6 +47,9 @@ GONE = (404, 410)
 # A run fails for template drift when at least this share of fetched article pages had no title or body.
 DRIFT_SHARE = 0.5
 MAX_LIST_PAGES = 2000
+# A run with more article pages to fetch than this (and every backfill) parses and stores them in a second
+# process (crawler.article_worker); the Scrapy setting ARTICLE_WORKER = "auto" | "always" | "never".
+WORKER_THRESHOLD = 50
 _NUMBERED_PAGE = re.compile(r"^(.*/)(\d+)\.htm$")
 
 
@@ -73,7 +75,6 @@ class ColumnSpider(scrapy.Spider):
         self.scheduled: set[str] = set()
         self.list_pages = 0
         self.article_pages = 0
-        self.drifted = 0
         self.discovery_tried = False
         self.discovery_reason: str | None = None  # why the configured or remembered list page was given up
         self.started_monotonic = time.monotonic()
@@ -94,26 +95,39 @@ class ColumnSpider(scrapy.Spider):
     # ------------------------------------------------------------------ start
     async def start(self) -> AsyncIterator[Any]:
         await self._acquire_lock()
-        _engine, factory = open_database(self.config.DATABASE_URL)
+        engine, factory = open_database(self.config.DATABASE_URL)
         self.ctx = ctx = CrawlContext.open(self.source, factory, self.run_id)
         logger.info("%s: crawl run %d started (%s, %d articles known)", self.source.name, ctx.run_id,
                     "incremental" if ctx.backfilled else "backfill", len(ctx.known))
+        now = utcnow()
+        with transaction(factory) as s:
+            pending = store.urls_to_fetch(s, ctx.source_id)
+            rechecks = store.due_rechecks(s, ctx.source_id, now, self.config.RECHECK_DAYS,
+                                          self.config.RECHECK_INTERVAL)
+        if self._wants_worker(ctx, len(pending)):
+            engine.dispose()  # the worker must inherit no database connection of this process
+            ctx.worker = ArticleWorker.fork(ctx, self.config.DATABASE_URL)
         list_url = ctx.discovered_list_url or self.source.list_url
         if list_url:
             yield self._list_request(list_url, page=1)
         else:
             for request in self._discovery_requests():
                 yield request
-        now = utcnow()
-        with transaction(factory) as s:
-            pending = store.urls_to_fetch(s, ctx.source_id)
-            rechecks = store.due_rechecks(s, ctx.source_id, now, self.config.RECHECK_DAYS,
-                                          self.config.RECHECK_INTERVAL)
         for url, title, published in pending:
             yield self._article_request(url, title, published)
         for url, etag, last_modified in rechecks:
             if url not in self.scheduled:
                 yield self._article_request(url, None, None, etag=etag, last_modified=last_modified, recheck=True)
+
+    def _wants_worker(self, ctx: CrawlContext, pending: int) -> bool:
+        """A backfill, or a run with many pages to fetch, parses and stores in a second process."""
+        settings = getattr(getattr(self, "crawler", None), "settings", None)
+        mode = str(settings.get("ARTICLE_WORKER", "auto") if settings else "auto").lower()
+        if mode in ("never", "off", "0", "false"):
+            return False
+        if mode in ("always", "on", "1", "true"):
+            return True
+        return not ctx.backfilled or pending > WORKER_THRESHOLD
 
     async def _acquire_lock(self) -> None:
         import asyncio
@@ -295,35 +309,8 @@ class ColumnSpider(scrapy.Spider):
                 yield CheckItem(url, "failed", f"article page answered {response.status}")
             return
         self.article_pages += 1
-        page = parse_article(decode_html(response.body, _header_charset(response)), response.url,
-                             self.source.selectors)
-        title = page.title or meta.get("list_title") or _title_from_text(page.body_text)
-        if not title or page.body_html is None:
-            self.drifted += 1
-            missing = "title" if not title else "body"
-            yield CheckItem(url, "failed", f"template changed? article page yielded no {missing}")
-            return
-        published = self._published(url, page.published, page.date_only, meta.get("list_published"))
-        yield ArticleItem(store.ArticleRecord(
-            url=url, title=title, published_at=published, body_html=page.body_html, body_text=page.body_text,
-            newsid=newsid_of(url), list_title=meta.get("list_title"), author=page.author, origin=page.origin,
-            editor=page.editor, images=list(page.images),
-            attachments=[store.AttachmentRecord(name=a.name, url=a.url, in_body=a.in_body,
-                                                mime_type=_mime_type(a.name)) for a in page.attachments],
-            etag=_header(response, b"ETag"), last_modified=_header(response, b"Last-Modified"),
-        ))
-
-    def _published(self, url: str, page_date: datetime | None, date_only: bool,
-                   list_date: datetime | None) -> datetime | None:
-        """A time the article page gives beats the list's bare date; then the list; then the page's date."""
-        if page_date is not None and not date_only:
-            return page_date
-        if list_date is not None:
-            return list_date
-        if page_date is not None:
-            return page_date
-        logger.warning("%s: no date for %s on the list or the page; using first-seen time", self.source.name, url)
-        return None
+        yield ArticlePageItem(url, response.url, response.body, _header_charset(response), _header(response, b"ETag"),
+                              _header(response, b"Last-Modified"), meta.get("list_title"), meta.get("list_published"))
 
     def article_failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
@@ -335,8 +322,12 @@ class ColumnSpider(scrapy.Spider):
         try:
             if ctx is None:
                 return
-            if self.article_pages and self.drifted >= max(1, self.article_pages * DRIFT_SHARE):
-                ctx.fail(f"template changed? {self.drifted} of {self.article_pages} article pages "
+            if ctx.worker is not None:  # close_spider of the pipeline did not run (the crawl broke down)
+                ctx.worker.kill()
+                ctx.worker = None
+                ctx.fail("article worker: the crawl ended before it could store its items")
+            if self.article_pages and ctx.drifted >= max(1, self.article_pages * DRIFT_SHARE):
+                ctx.fail(f"template changed? {ctx.drifted} of {self.article_pages} article pages "
                          "yielded no title or body")
             stats = self.crawler.stats
             requests = int(stats.get_value("downloader/request_count", 0) or 0)
@@ -348,6 +339,8 @@ class ColumnSpider(scrapy.Spider):
                 ctx.counts["new"], ctx.counts["updated"], ctx.counts["unchanged"], ctx.counts["removed"],
                 ctx.counts["failed"], f" ({ctx.failure})" if ctx.failure else "")
         finally:
+            if ctx is not None and ctx.worker is not None:  # finishing the run raised
+                ctx.worker.kill()
             self.lock.release()
 
 
@@ -355,12 +348,6 @@ def _original_url(request: scrapy.Request) -> str:
     """The URL the spider asked for: after a redirect Scrapy hands back the last hop, but the article
     is known (and must be stored or marked failed) under the URL its list entry gave."""
     return (request.meta.get("redirect_urls") or [request.url])[0]
-
-
-def _title_from_text(text: str, limit: int = 60) -> str | None:
-    """A title for a page whose title (on the page and in the list) is blank: its first line of text."""
-    line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
-    return (line[: limit - 1] + "…" if len(line) > limit else line) or None
 
 
 def _header(response: Response, name: bytes) -> str | None:
@@ -384,20 +371,3 @@ def _describe(failure: Failure) -> str:
         return f"{type(exc).__name__}: answered {response.status}"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-MIME_BY_EXT = {
-    "pdf": "application/pdf", "doc": "application/msword", "xls": "application/vnd.ms-excel",
-    "ppt": "application/vnd.ms-powerpoint",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "zip": "application/zip", "rar": "application/vnd.rar", "7z": "application/x-7z-compressed",
-    "txt": "text/plain", "wps": "application/vnd.ms-works", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-    "png": "image/png", "mp4": "video/mp4",
-}
-
-
-def _mime_type(name: str) -> str:
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return MIME_BY_EXT.get(ext, "application/octet-stream")
