@@ -155,6 +155,7 @@ class ArticleWorker:
         self.process.join(1)
         code = self.process.exitcode
         self.result = WorkerResult(failure=f"{why}; exit code {code}; its uncommitted items are fetched next run")
+        logger.error("%s; storing the rest of the run in the crawl process", why)
 
     def _close(self) -> None:
         for fd in (self.tasks, self.results):
