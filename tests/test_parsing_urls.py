@@ -100,3 +100,16 @@ def test_canonical_article_url_never_raises_on_malformed_hosts() -> None:
 
     assert canonical_article_url("https://c:z@aA[%: 0b#é/info/1/2.htm") == "https://c:z@aA[%: 0b"
     assert canonical_article_url("http://[::1/info/1/2.htm#x") == "http://[::1/info/1/2.htm"
+
+
+@pytest.mark.parametrize("port", ["", ":1", ":8000", ":45675", ":65535"])
+def test_static_urls_take_the_fast_path_and_agree_with_w3lib(port: str) -> None:
+    """The regex shortcut must give what w3lib gives, for any port a local mirror may use."""
+    from w3lib.url import canonicalize_url
+
+    from crawler.parsing import urls
+
+    url = f"http://127.0.0.1{port}/info/1015/2556.htm"
+    assert urls._ALREADY_CANONICAL.match(url)
+    assert canonical_article_url(url) == url == canonicalize_url(url, keep_fragments=False)
+    assert newsid_of(url) == 2556

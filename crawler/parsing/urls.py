@@ -38,7 +38,7 @@ def _dynamic_to_static(url: str) -> str | None:
 # canonicalize_url returns them unchanged, so list pages skip it for every entry (and newsid_of again).
 _HOST_LABEL = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 _ALREADY_CANONICAL = re.compile(
-    rf"https?://{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[1-9][0-9]{{0,3}})?/info/[0-9]+/(?P<news>[0-9]+)\.htm\Z")
+    rf"https?://{_HOST_LABEL}(?:\.{_HOST_LABEL})*(?::[1-9][0-9]{{0,4}})?/info/[0-9]+/(?P<news>[0-9]+)\.htm\Z")
 
 
 def canonical_article_url(url: str) -> str:
