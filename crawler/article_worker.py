@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 BATCH_ITEMS = 32  # items per write to the pipe
 FLUSH_SECONDS = 0.2  # a batch's first item waits at most this long for the rest
 PIPE_BYTES = 1 << 20  # pipe buffer asked of Linux (F_SETPIPE_SZ): ~170 article pages in flight
+NICE = 10  # CPU priority below the crawl's: parsing can wait, a download's timers should not
 POLL_SECONDS = 0.2  # how often the worker checks that its parent is alive
 DRAIN_SECONDS = 120.0  # how long the crawl waits for the worker at the end of a run
 _HEADER = 8  # bytes of a frame's length prefix
@@ -179,6 +180,8 @@ def _worker_main(ctx: Any, database_url: str, tasks: int, results: int, parents_
     with contextlib.suppress(ValueError, OSError):
         signal.set_wakeup_fd(-1)  # the crawl's event loop is not running here
     _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(NICE)  # the crawl process (downloads, politeness timers) and the service come first
     if os.getppid() != parent_pid:
         os._exit(1)
     from crawler.pipelines import COMMIT_SECONDS, StorePipeline
