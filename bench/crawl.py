@@ -7,6 +7,8 @@ ThreadingHTTPServer in this process) counting bytes per response, with TCP_NODEL
 simultaneous connections (backlog 5, retried after 1 s), which made it, not the client, the limit:
 
   (a) backfill   a real ``scrapy crawl column -a source=bench`` subprocess, CRAWL_DELAY=0, fresh SQLite DB
+                 (a backfill parses and stores in a forked article worker: its CPU is in the "CPU s" column,
+                 and the run ends only once it has stored everything)
   (b) idle poll  the same command again at once: requests and bytes on the server's log
   (c) naive      what a crawler without conditional requests pays per poll: every list page and every
                  article page fetched again (a Scrapy spider with a no-op callback)
