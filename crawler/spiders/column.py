@@ -127,6 +127,8 @@ class ColumnSpider(scrapy.Spider):
             return False
         if mode in ("always", "on", "1", "true"):
             return True
+        if mode != "auto":
+            logger.warning("ARTICLE_WORKER=%r is not auto, always or never; using auto", mode)
         return not ctx.backfilled or pending > WORKER_THRESHOLD
 
     async def _acquire_lock(self) -> None:
