@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -67,9 +69,6 @@ def upgrade(engine: Engine) -> None:
     alembic_log = logging.getLogger("alembic")
     if alembic_log.level == logging.NOTSET:
         alembic_log.setLevel(logging.WARNING)  # it runs at every start: its INFO lines would be noise
-    from alembic import command
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with _upgrade_lock, engine.begin() as conn:
