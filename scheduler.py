@@ -34,7 +34,9 @@ _service: Service | None = None
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    # the same line format as the crawl children (Scrapy's), so one log reads as one
+    logging.basicConfig(level=level, format="%(asctime)s [%(name)s] %(levelname)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", force=True)
     logging.getLogger("apscheduler").setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 

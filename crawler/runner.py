@@ -48,7 +48,14 @@ def crawl_in_this_process(source: str, run_id: int | None = None, lock_held: boo
 
     from crawler.spiders.column import ColumnSpider
 
-    process = CrawlerProcess(get_project_settings())
+    settings = get_project_settings()
+    quiet = logging.getLevelName(str(settings.get("LOG_LEVEL", "INFO")).upper()) != logging.DEBUG
+    if quiet:  # a scheduled crawl logs its own lines, not Scrapy's inventory and stats (~95 lines a run)
+        settings.set("LOG_VERSIONS", [], priority="cmdline")
+        settings.set("STATS_DUMP", False, priority="cmdline")
+    process = CrawlerProcess(settings)
+    if quiet:  # after CrawlerProcess(): its logging set-up resets the "scrapy" logger's level
+        logging.getLogger("scrapy").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"source": source}
     if run_id is not None:
         kwargs["run_id"] = str(run_id)

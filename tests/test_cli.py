@@ -44,6 +44,25 @@ def test_once_publishes_and_exits_0_then_status_shows_the_run(replica_build, tmp
 
 
 @pytest.mark.slow
+def test_service_log_is_our_lines_and_debug_brings_scrapys_back(replica_build, tmp_path: Path) -> None:
+    """A scheduled crawl logs a few lines of ours, not Scrapy's ~95 lines of inventory and stats."""
+    root, _ = replica_build
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with serve(root) as site:
+        quiet = _run(_env(tmp_path / "a", site.base), "--once")
+        loud = _run(_env(tmp_path / "b", site.base, LOG_LEVEL="DEBUG"), "--once")
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr[-3000:] + loud.stderr[-3000:]
+    lines = quiet.stderr.splitlines()
+    assert any("crawl dxgzdt: ok in" in line for line in lines), quiet.stderr
+    assert any("[feeds.publish] INFO: published" in line for line in lines), quiet.stderr
+    for noise in ("Dumping Scrapy stats", "Enabled downloader middlewares", "Overridden settings", "'lxml':"):
+        assert noise not in quiet.stderr
+        assert noise in loud.stderr
+    assert len(lines) < 20, quiet.stderr
+
+
+@pytest.mark.slow
 def test_once_exits_1_when_the_list_is_unreachable(tmp_path: Path) -> None:
     env = _env(tmp_path, f"http://127.0.0.1:{free_port()}")
     result = _run(env, "--once")
