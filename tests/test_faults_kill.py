@@ -1,6 +1,7 @@
 """Crash safety: ``kill -9`` of a crawl and of publishing at random moments (seeded, so reproducible).
 
-After every kill: SQLite's integrity check passes, every article stored before is still there exactly
+After every kill: the database is sound (SQLite's integrity check; on PostgreSQL, which runs one series
+of crawl kills, no orphaned rows), every article stored before is still there exactly
 once, and every feed file is either the old or the new complete version (no temporary file visible to the
 feed server). After the series, one ordinary run completes the work. The figures (cases, kill points,
 articles lost, duplicates) are printed with ``-s`` and written to ``fault-kill-summary.json`` in pytest's
@@ -39,9 +40,10 @@ from tests.fixtures.project import ROOT, project_env, runs, write_sources
 
 pytestmark = pytest.mark.slow
 
-SITE_DELAY = 0.15  # seconds per request: a replica crawl then takes about 3 s, long enough to be hit
-CRAWL_SEEDS = [3, 17, 29]
-CRAWL_KILLS_PER_SEED = 6
+SITE_DELAY = 0.4  # seconds per request: a replica crawl then takes about 4 s, storing for the last 2 of them
+CRAWL_SEEDS = [3, 17, 29]  # on SQLite
+PG_CRAWL_SEED = 7  # one series on PostgreSQL
+CRAWL_KILLS_PER_SEED = 5
 PUBLISH_SEEDS = [5, 41]
 PUBLISH_KILLS_PER_SEED = 6
 BIG_ARTICLES = 1500  # ~25 MB of feed files in ~150 archive pages: the write phase can be hit
@@ -86,37 +88,73 @@ def kill_after(cmd: list[str], env: dict[str, str], seconds: float, log: Path,
     return alive
 
 
-def _crawl_cmd(i: int) -> tuple[list[str], float, float]:
+CRAWL_CMDS = {
+    "scrapy crawl": [sys.executable, "-m", "scrapy", "crawl", "column", "-a", "source=dxgzdt"],
+    "--once": [sys.executable, "scheduler.py", "--once"],  # runner child + publish
+}
+
+
+@pytest.fixture(scope="module")
+def crawl_seconds(replica_build: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """How long an uninterrupted backfill takes here, per command: kill times are drawn from its second half
+    (where articles are stored), so the series keeps hitting writes however fast the crawler gets."""
+    root, _ = replica_build
+    seconds = {}
+    with faulty(root, delay=SITE_DELAY) as site:
+        for name, cmd in CRAWL_CMDS.items():
+            tmp = tmp_path_factory.mktemp("calibrate")
+            sources = write_sources(tmp / "sources.toml", {
+                "name": "dxgzdt", "title": "党校工作动态", "list_url": f"{site.base}/dxgz/dxgzdt.htm"})
+            started = time.monotonic()
+            result = subprocess.run(cmd, cwd=ROOT, env=project_env(f"sqlite:///{tmp / 'ghu.db'}", sources,
+                                                                    tmp / "feeds"),
+                                    capture_output=True, text=True, timeout=120, check=False)
+            assert result.returncode == 0, result.stderr[-3000:]
+            seconds[name] = time.monotonic() - started
+    return seconds
+
+
+def _crawl_cmd(i: int, seconds: dict[str, float]) -> tuple[list[str], float, float]:
     """Every third kill hits `scheduler.py --once` (runner child + publish), the others `scrapy crawl`."""
-    if i % 3 == 2:
-        return [sys.executable, "scheduler.py", "--once"], 1.2, 2.8
-    return [sys.executable, "-m", "scrapy", "crawl", "column", "-a", "source=dxgzdt"], 0.7, 2.3
+    name = "--once" if i % 3 == 2 else "scrapy crawl"
+    return CRAWL_CMDS[name], 0.5 * seconds[name], seconds[name]
 
 
 @pytest.mark.parametrize("seed", CRAWL_SEEDS)
 def test_kill_9_mid_crawl_loses_nothing_and_the_next_run_completes(
-        seed: int, replica_build: tuple[Path, dict], tmp_path: Path, tally: Counter[str]) -> None:
+        seed: int, replica_build: tuple[Path, dict], tmp_path: Path, tally: Counter[str],
+        crawl_seconds: dict[str, float]) -> None:
+    _kill_series(seed, f"sqlite:///{tmp_path / 'ghu.db'}", replica_build, tmp_path, tally, crawl_seconds)
+
+
+def test_kill_9_mid_crawl_on_postgresql(pg_url: str, replica_build: tuple[Path, dict], tmp_path: Path,
+                                        tally: Counter[str], crawl_seconds: dict[str, float]) -> None:
+    """The same series on PostgreSQL: the server rolls back what a killed client had not committed."""
+    _kill_series(PG_CRAWL_SEED, pg_url, replica_build, tmp_path, tally, crawl_seconds)
+
+
+def _kill_series(seed: int, db: str, replica_build: tuple[Path, dict], tmp_path: Path,
+                 tally: Counter[str], crawl_seconds: dict[str, float]) -> None:
     rng = random.Random(seed)
     root, _ = replica_build
     failures: list[str] = []
     with faulty(root, delay=SITE_DELAY) as site:
         sources = write_sources(tmp_path / "sources.toml", {
             "name": "dxgzdt", "title": "党校工作动态", "list_url": f"{site.base}/dxgz/dxgzdt.htm"})
-        env = project_env(f"sqlite:///{tmp_path / 'ghu.db'}", sources, tmp_path / "feeds")
-        db = env["DATABASE_URL"]
+        env = project_env(db, sources, tmp_path / "feeds")
         tally["cases"] += 1
         for i in range(CRAWL_KILLS_PER_SEED):
-            before = set(stored_urls(db)) if (tmp_path / "ghu.db").exists() else set()
-            cmd, low, high = _crawl_cmd(i)
+            before = set(stored_urls(db))
+            cmd, low, high = _crawl_cmd(i, crawl_seconds)
             when = rng.uniform(low, high)
             if not kill_after(cmd, env, when, tmp_path / "kill.log"):
                 tally["finished_before_kill"] += 1
                 continue
             tally["kill_points"] += 1
-            verdict = integrity_check(db) if (tmp_path / "ghu.db").exists() else "ok"
-            urls = all_urls(db) if (tmp_path / "ghu.db").exists() else []
+            verdict = integrity_check(db)
+            urls = all_urls(db)
             duplicates = len(urls) - len(set(urls))
-            now_stored = set(stored_urls(db)) if urls else set()
+            now_stored = set(stored_urls(db))
             lost = len(before - now_stored)
             if before < now_stored and len(now_stored) < 46:
                 tally["mid_write"] += 1  # killed while articles were being stored
