@@ -198,7 +198,8 @@ COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # Scrapy 2.14+: no local code-execution endpoint during crawls
 # Backfills (and runs with more than 50 article pages to fetch) parse and store in a forked second process,
-# so a fast source is crawled on two cores: "auto", "always" or "never" (crawler/article_worker.py).
+# so a fast source is crawled on two cores: "auto" (when CRAWL_DELAY < 0.1 s and there are 2+ CPUs: at the
+# default 1 s delay parsing keeps up anyway), "always" or "never" (crawler/article_worker.py).
 ARTICLE_WORKER = "auto"
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
 RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)

@@ -214,3 +214,21 @@ def test_build_article_is_pure_and_picklable() -> None:
     assert record.title == "标题" and record.etag == '"e"'
     assert [(a.name, a.url, a.mime_type) for a in record.attachments] == [
         ("附件.pdf", "http://x.test/x.pdf", "application/pdf")]
+
+
+@pytest.mark.slow
+def test_auto_keeps_a_polite_backfill_in_process(sqlite_url: str, tmp_path: Path) -> None:
+    """At a politeness delay parsing keeps up with downloading: "auto" forks no worker there."""
+    from tests.fixtures.site import BASE_ARTICLES, build_site
+
+    root = tmp_path / "site"
+    manifest = build_site(root, articles=BASE_ARTICLES[:2])
+    with serve(root) as site:
+        env = project_env(sqlite_url, _sources(tmp_path, site.base), CRAWL_DELAY="0.3")
+        polite = scrapy_crawl("dxgzdt", env)
+        fast = scrapy_crawl("dxgzdt", project_env(f"sqlite:///{tmp_path / 'fast.db'}", _sources(tmp_path, site.base)))
+    assert fast.returncode == 0 and WORKER_LINE.search(fast.stderr), fast.stderr[-3000:]  # "auto", no delay
+    assert polite.returncode == 0, polite.stderr[-3000:]
+    assert not WORKER_LINE.search(polite.stderr), polite.stderr[-3000:]
+    run = runs(sqlite_url)[-1]
+    assert (run.status, run.new) == ("ok", len(manifest["articles"])), run.error

@@ -11,6 +11,7 @@ re-checks of recent articles to notice edits and removals. Parsing is done by pu
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -48,8 +49,9 @@ GONE = (404, 410)
 DRIFT_SHARE = 0.5
 MAX_LIST_PAGES = 2000
 # A run with more article pages to fetch than this (and every backfill) parses and stores them in a second
-# process (crawler.article_worker); the Scrapy setting ARTICLE_WORKER = "auto" | "always" | "never".
+# process (crawler.article_worker) when pages come fast; Scrapy setting ARTICLE_WORKER = auto|always|never.
 WORKER_THRESHOLD = 50
+FAST_DELAY = 0.1  # "auto" forks the worker only below this DOWNLOAD_DELAY: at CRAWL_DELAY=1 parsing keeps up
 _NUMBERED_PAGE = re.compile(r"^(.*/)(\d+)\.htm$")
 
 
@@ -129,7 +131,9 @@ class ColumnSpider(scrapy.Spider):
             return True
         if mode != "auto":
             logger.warning("ARTICLE_WORKER=%r is not auto, always or never; using auto", mode)
-        return not ctx.backfilled or pending > WORKER_THRESHOLD
+        # only where downloads can outrun parsing: no politeness delay between requests, a second core
+        fast = (settings.getfloat("DOWNLOAD_DELAY", 0.0) if settings else 0.0) < FAST_DELAY
+        return fast and (os.cpu_count() or 1) >= 2 and (not ctx.backfilled or pending > WORKER_THRESHOLD)
 
     async def _acquire_lock(self) -> None:
         import asyncio
