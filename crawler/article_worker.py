@@ -86,6 +86,12 @@ class ArticleWorker:
         try:
             _flush_std_streams()  # what the crawl process buffered must not be written twice
             process.start()
+        except OSError as exc:  # e.g. out of memory or processes: the crawl process does the work itself
+            for fd in (tasks_w, results_r):
+                os.close(fd)
+            logger.warning("%s: could not fork an article worker (%s); parsing in the crawl process",
+                           ctx.source.name, exc)
+            return None
         finally:
             os.close(tasks_r)
             os.close(results_w)

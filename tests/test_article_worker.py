@@ -5,6 +5,7 @@ its crawl, and a worker that dies must fail the run without losing or duplicatin
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import re
@@ -232,3 +233,19 @@ def test_auto_keeps_a_polite_backfill_in_process(sqlite_url: str, tmp_path: Path
     assert not WORKER_LINE.search(polite.stderr), polite.stderr[-3000:]
     run = runs(sqlite_url)[-1]
     assert (run.status, run.new) == ("ok", len(manifest["articles"])), run.error
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+def test_a_failed_fork_leaves_the_work_to_the_crawl_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fork() can fail (no memory, process limit; root ignores RLIMIT_NPROC, so the failure is injected):
+    no worker, no leaked pipe, no exception."""
+    from types import SimpleNamespace
+
+    def no_fork(self: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.get_context("fork").Process, "start", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    ctx = SimpleNamespace(source=SimpleNamespace(name="x"))
+    assert ArticleWorker.fork(ctx, "sqlite:///unused.db") is None
+    assert len(os.listdir("/proc/self/fd")) == before
