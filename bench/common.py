@@ -302,6 +302,45 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+@dataclass
+class BenchSite:
+    """A synthetic column built into a temporary directory and served on 127.0.0.1."""
+
+    tmp: Path
+    column: Column
+    manifest: dict[str, Any]
+    server: CountingServer
+    procs: Procs
+
+
+@contextlib.contextmanager
+def served_synthetic_column(articles: int, name: str, keep: bool = False) -> Iterator[BenchSite]:
+    """Build and serve a synthetic column; afterwards stop the server and every subprocess (also on Ctrl-C or
+    SIGTERM) and remove the directory unless ``keep``."""
+    import shutil
+    import tempfile
+
+    from tests.fixtures.site import build_site
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"ghu-feeds-bench-{name}-"))
+    procs = Procs()
+    server: CountingServer | None = None
+    try:
+        with sigterm_as_interrupt():
+            column = synthetic_column(articles)
+            manifest = build_site(tmp / "site", articles=column.articles)
+            server = CountingServer(tmp / "site").start()
+            yield BenchSite(tmp, column, manifest, server, procs)
+    finally:
+        if server is not None:
+            server.stop()
+        procs.close()
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- /proc readings (Linux)
 @dataclass(frozen=True)
 class ProcStat:

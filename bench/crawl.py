@@ -31,10 +31,8 @@ import json
 import os
 import re
 import resource
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +46,7 @@ from bench.common import (  # noqa: E402
     Procs,
     Traffic,
     human_bytes,
-    sigterm_as_interrupt,
-    synthetic_column,
+    served_synthetic_column,
 )
 
 TARGET_SHARE = 0.50
@@ -193,53 +190,37 @@ def median_measure(runs: list[Measure]) -> Measure:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tests.fixtures.site import build_site
+    t0 = time.monotonic()
+    with served_synthetic_column(args.articles, "crawl", args.keep) as site:
+        tmp, column, manifest, server = site.tmp, site.column, site.manifest, site.server
+        pages = list(manifest["column"]["pages"])
+        site_bytes = sum(f.stat().st_size for f in (tmp / "site").rglob("*") if f.is_file())
+        base = server.base
+        article_urls = [base + a["url"] for a in manifest["articles"] if not a["external"]]
+        print(f"column: {len(article_urls)} articles ({column.images} images, {column.attachments} "
+              f"attachments), {len(pages)} list pages, {human_bytes(site_bytes)} on disk, built in "
+              f"{time.monotonic() - t0:.1f} s; server: the replica's ThreadingHTTPServer (HTTP/1.1 keep-alive, "
+              f"TCP_NODELAY, backlog 128) in the bench process at {base}; {os.cpu_count()} CPUs")
+        bench = CrawlBench(args, tmp, site.procs, server)
 
-    tmp = Path(tempfile.mkdtemp(prefix="ghu-feeds-bench-crawl-"))
-    procs = Procs()
-    server: CountingServer | None = None
-    try:
-        with sigterm_as_interrupt():
-            t0 = time.monotonic()
-            column = synthetic_column(args.articles)
-            manifest = build_site(tmp / "site", articles=column.articles)
-            pages = list(manifest["column"]["pages"])
-            site_bytes = sum(f.stat().st_size for f in (tmp / "site").rglob("*") if f.is_file())
-            server = CountingServer(tmp / "site").start()
-            base = server.base
-            article_urls = [base + a["url"] for a in manifest["articles"] if not a["external"]]
-            print(f"column: {len(article_urls)} articles ({column.images} images, {column.attachments} "
-                  f"attachments), {len(pages)} list pages, {human_bytes(site_bytes)} on disk, built in "
-                  f"{time.monotonic() - t0:.1f} s; server: the replica's ThreadingHTTPServer (HTTP/1.1 keep-alive, "
-                  f"TCP_NODELAY, backlog 128) in the bench process at {base}; {os.cpu_count()} CPUs")
-            bench = CrawlBench(args, tmp, procs, server)
-
-            backfills: list[Measure] = []
-            bares: list[Measure] = []
-            db = tmp / "ghu.db"
-            for _ in range(args.repeat):
-                # alternate, so neither side always runs on a warmer machine
-                bares.append(bench.fetch("bare", article_urls))
-                for f in tmp.glob("ghu.db*"):
-                    f.unlink()
-                backfills.append(bench.crawl("backfill", db, len(article_urls)))
-                stored = stored_articles(db)
-                if stored != len(article_urls):
-                    raise RuntimeError(f"backfill stored {stored} of {len(article_urls)} articles")
-            if args.profile:  # one more, not counted: cProfile slows it down
-                for f in tmp.glob("ghu.db*"):
-                    f.unlink()
-                bench.crawl("profiled", db, len(article_urls), args.profile)
-            idle = bench.crawl("idle poll", db, 0)
-            naive = bench.fetch("naive", [base + p for p in pages] + article_urls)
-    finally:
-        if server is not None:
-            server.stop()
-        procs.close()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        backfills: list[Measure] = []
+        bares: list[Measure] = []
+        db = tmp / "ghu.db"
+        for _ in range(args.repeat):
+            # alternate, so neither side always runs on a warmer machine
+            bares.append(bench.fetch("bare", article_urls))
+            for f in tmp.glob("ghu.db*"):
+                f.unlink()
+            backfills.append(bench.crawl("backfill", db, len(article_urls)))
+            stored = stored_articles(db)
+            if stored != len(article_urls):
+                raise RuntimeError(f"backfill stored {stored} of {len(article_urls)} articles")
+        if args.profile:  # one more, not counted: cProfile slows it down
+            for f in tmp.glob("ghu.db*"):
+                f.unlink()
+            bench.crawl("profiled", db, len(article_urls), args.profile)
+        idle = bench.crawl("idle poll", db, 0)
+        naive = bench.fetch("naive", [base + p for p in pages] + article_urls)
     ok = report(median_measure(backfills), median_measure(bares), idle, naive, backfills, bares)
     if args.profile:
         print_profile(args.profile)

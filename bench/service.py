@@ -25,13 +25,11 @@ import argparse
 import contextlib
 import os
 import resource
-import shutil
 import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,9 +49,8 @@ from bench.common import (  # noqa: E402
     mib,
     proc_stat,
     pss,
-    sigterm_as_interrupt,
+    served_synthetic_column,
     stop_group,
-    synthetic_column,
 )
 
 TARGET_RSS = 150 * 2**20
@@ -244,33 +241,16 @@ class ServiceBench:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tests.fixtures.site import build_site
-
-    tmp = Path(tempfile.mkdtemp(prefix="ghu-feeds-bench-service-"))
-    procs = Procs()
-    server: CountingServer | None = None
-    try:
-        with sigterm_as_interrupt():
-            column = synthetic_column(args.articles)
-            build_site(tmp / "site", articles=column.articles)
-            server = CountingServer(tmp / "site").start()
-            bench = ServiceBench(args, tmp, procs, server)
-            print(f"column: {args.articles} articles at {server.base}; service: python scheduler.py, "
-                  f"schedule 2s, CRAWL_DELAY=0, SQLite WAL; {os.cpu_count()} CPUs")
-            result = bench.run_service()
-            crawl = [sys.executable, "-m", "scrapy", "crawl", "column", "-a", f"source={SOURCE}"]
-            base_import = bench.baseline([sys.executable, "-c", "import scrapy"], 3)
-            base_crawl = bench.baseline(crawl, 3)
-            ok = report(result, base_import, base_crawl, tmp)
-            return 0 if ok or not args.strict else 1
-    finally:
-        if server is not None:
-            server.stop()
-        procs.close()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with served_synthetic_column(args.articles, "service", args.keep) as site:
+        bench = ServiceBench(args, site.tmp, site.procs, site.server)
+        print(f"column: {args.articles} articles at {site.server.base}; service: python scheduler.py, "
+              f"schedule 2s, CRAWL_DELAY=0, SQLite WAL; {os.cpu_count()} CPUs")
+        result = bench.run_service()
+        crawl = [sys.executable, "-m", "scrapy", "crawl", "column", "-a", f"source={SOURCE}"]
+        base_import = bench.baseline([sys.executable, "-c", "import scrapy"], 3)
+        base_crawl = bench.baseline(crawl, 3)
+        ok = report(result, base_import, base_crawl, site.tmp)
+        return 0 if ok or not args.strict else 1
 
 
 Baseline = tuple[float, float, int, Traffic]
