@@ -312,6 +312,24 @@ class BenchSite:
     server: CountingServer
     procs: Procs
 
+    def write_sources(self, source: str, **extra: str) -> Path:
+        """A sources.toml with the one source ``source`` for this column (``extra``: e.g. schedule="2s")."""
+        path = self.tmp / "sources.toml"
+        lines = [f'name = "{source}"', 'title = "党校工作动态 (bench)"',
+                 f'list_url = "{self.server.base}/dxgz/dxgzdt.htm"', 'column = "党校工作动态"',
+                 *(f'{key} = "{value}"' for key, value in extra.items())]
+        path.write_text("[[source]]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def env(self, db: Path, sources: Path, **extra: str) -> dict[str, str]:
+        """The project's environment for a crawl or the service on this column: no delay, SQLite ``db``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL"))}
+        env.update({"DATABASE_URL": f"sqlite:///{db}", "SOURCES_FILE": str(sources), "CRAWL_DELAY": "0",
+                    "LOG_LEVEL": "INFO", "FEEDS_DIR": str(self.tmp / "feeds"),
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+        env.update(extra)
+        return env
+
 
 @contextlib.contextmanager
 def served_synthetic_column(articles: int, name: str, keep: bool = False) -> Iterator[BenchSite]:

@@ -42,8 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
     ROOT,
-    CountingServer,
-    Procs,
+    BenchSite,
     Traffic,
     human_bytes,
     served_synthetic_column,
@@ -106,22 +105,16 @@ def fetch_child(url_file: str) -> int:
 
 # ---------------------------------------------------------------- the bench
 class CrawlBench:
-    def __init__(self, args: argparse.Namespace, tmp: Path, procs: Procs, server: CountingServer) -> None:
+    def __init__(self, args: argparse.Namespace, site: BenchSite) -> None:
         self.args = args
-        self.tmp = tmp
-        self.procs = procs
-        self.server = server
-        self.sources = tmp / "sources.toml"
-        self.sources.write_text(
-            f'[[source]]\nname = "{SOURCE}"\ntitle = "党校工作动态 (bench)"\n'
-            f'list_url = "{server.base}/dxgz/dxgzdt.htm"\ncolumn = "党校工作动态"\n', encoding="utf-8")
+        self.tmp = site.tmp
+        self.procs = site.procs
+        self.server = site.server
+        self.site = site
+        self.sources = site.write_sources(SOURCE)
 
     def env(self, db: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL"))}
-        env.update({"DATABASE_URL": f"sqlite:///{db}", "SOURCES_FILE": str(self.sources), "CRAWL_DELAY": "0",
-                    "LOG_LEVEL": "INFO", "FEEDS_DIR": str(self.tmp / "feeds"),
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
-        return env
+        return self.site.env(db, self.sources)
 
     def crawl(self, label: str, db: Path, items: int, profile: str | None = None) -> Measure:
         """One ``scrapy crawl column`` subprocess, as the README runs it."""
@@ -201,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
               f"attachments), {len(pages)} list pages, {human_bytes(site_bytes)} on disk, built in "
               f"{time.monotonic() - t0:.1f} s; server: the replica's ThreadingHTTPServer (HTTP/1.1 keep-alive, "
               f"TCP_NODELAY, backlog 128) in the bench process at {base}; {os.cpu_count()} CPUs")
-        bench = CrawlBench(args, tmp, site.procs, server)
+        bench = CrawlBench(args, site)
 
         backfills: list[Measure] = []
         bares: list[Measure] = []

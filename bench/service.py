@@ -40,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
     ROOT,
-    CountingServer,
-    Procs,
+    BenchSite,
     Traffic,
     TreeSampler,
     cmdline,
@@ -136,21 +135,15 @@ def child_cpu() -> float:
 
 # ---------------------------------------------------------------- the bench
 class ServiceBench:
-    def __init__(self, args: argparse.Namespace, tmp: Path, procs: Procs, server: CountingServer) -> None:
+    def __init__(self, args: argparse.Namespace, site: BenchSite) -> None:
         self.args = args
-        self.tmp = tmp
-        self.procs = procs
-        self.server = server
-        self.db = Db(tmp / "ghu.db")
-        self.sources = tmp / "sources.toml"
-        self.sources.write_text(
-            f'[[source]]\nname = "{SOURCE}"\ntitle = "党校工作动态 (bench)"\n'
-            f'list_url = "{server.base}/dxgz/dxgzdt.htm"\ncolumn = "党校工作动态"\nschedule = "2s"\n',
-            encoding="utf-8")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL"))}
-        self.env.update({"DATABASE_URL": f"sqlite:///{self.db.path}", "SOURCES_FILE": str(self.sources),
-                         "FEEDS_DIR": str(tmp / "feeds"), "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(free_port()),
-                         "CRAWL_DELAY": "0", "CRAWL_TIMEOUT": "240", "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)})
+        self.tmp = site.tmp
+        self.procs = site.procs
+        self.server = site.server
+        self.db = Db(site.tmp / "ghu.db")
+        self.sources = site.write_sources(SOURCE, schedule="2s")
+        self.env = site.env(self.db.path, self.sources, HTTP_HOST="127.0.0.1", HTTP_PORT=str(free_port()),
+                            CRAWL_TIMEOUT="240")
 
     def finished(self) -> list[dict[str, Any]]:
         return [r for r in self.db.runs() if r["status"] != "running"]
@@ -242,7 +235,7 @@ class ServiceBench:
 
 def run(args: argparse.Namespace) -> int:
     with served_synthetic_column(args.articles, "service", args.keep) as site:
-        bench = ServiceBench(args, site.tmp, site.procs, site.server)
+        bench = ServiceBench(args, site)
         print(f"column: {args.articles} articles at {site.server.base}; service: python scheduler.py, "
               f"schedule 2s, CRAWL_DELAY=0, SQLite WAL; {os.cpu_count()} CPUs")
         result = bench.run_service()
