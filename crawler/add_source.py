@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, urldefrag, urljoin, urlsplit
 
 import lxml.html
 import tomlkit
-from lxml import etree
 
+from crawler import vsb
 from crawler.parsing import (
     SHANGHAI,
     ArticlePage,
@@ -39,11 +39,14 @@ from crawler.parsing import (
     ListPage,
     decode_html,
     find_column_list_url,
+    header_charset,
     looks_like_vsb,
+    nav_tier,
     parse_article,
     parse_list_page,
 )
 from crawler.sources import NAME_RE, RESERVED_NAMES, Source, source_from_table
+from filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
 from settings import USER_AGENT, AppConfig
 
 TIMEOUT = 15.0
@@ -51,12 +54,6 @@ MAX_BYTES = 16 * 1024 * 1024
 MAX_CANDIDATES = 12  # home page links tried as list pages before giving up
 BODY_PREVIEW = 80
 
-_HOME_PATHS = frozenset({"", "/", "/index.htm", "/index.html", "/index.jsp", "/main.htm", "/default.htm"})
-_JSQ = re.compile(r"_jsq_\(\s*\d+\s*,\s*['\"]/?(\w+)\.jsp['\"]")
-_MORE = re.compile(r"^(?:查看)?更多|^\+?\s*more\b|^[>»›+]+$", re.I)
-_NAV = re.compile(r"nav|menu|dh|daohang|lm|lanmu|column|sub", re.I)
-_ARTICLE_PATH = re.compile(r"/info/\d+/\d+\.htm$|wbnewsid=", re.I)
-_FILE_SUFFIX = re.compile(r"\.(?:pdf|docx?|xlsx?|pptx?|zip|rar|7z|jpe?g|png|gif|mp4)$", re.I)
 _SLUG_BAD = re.compile(r"[^a-z0-9_-]+")
 NEW_FILE_HEADER = ("# Columns to crawl. Each [[source]] is one VSB column; `name` is the slug used in feed file\n"
                    "# names and URLs. `python scheduler.py add URL` appends more.\n")
@@ -165,7 +162,7 @@ class Fetcher:
         mime = ctype.split(";")[0].strip().lower()
         if mime and mime not in ("text/html", "application/xhtml+xml", "text/plain"):
             raise AddError(f"{url} is not an HTML page ({mime})")
-        return Page(final, decode_html(body, _charset(ctype)))
+        return Page(final, decode_html(body, header_charset(ctype)))
 
     def try_page(self, url: str) -> Page | None:
         try:
@@ -181,14 +178,6 @@ def _reason(exc: object) -> str:
     return text
 
 
-def _charset(content_type: str) -> str | None:
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
-
-
 # ---------------------------------------------------------------- page kinds
 def page_kind(page: Page, article: ArticlePage, listing: ListPage) -> str:
     """Classify a page as ``article``, ``home``, ``list`` or ``other``.
@@ -197,11 +186,10 @@ def page_kind(page: Page, article: ArticlePage, listing: ListPage) -> str:
     ``'/list.jsp'``, ``'/index.jsp'``); structure decides when it is absent: an article body, the site
     root, list entries. A home page has list-shaped blocks too, so it is recognised before lists.
     """
-    match = _JSQ.search(page.html)
-    template = match.group(1).lower() if match else ""
-    if article.body_html is not None or template == "content":
+    template = vsb.template_of(page.html)
+    if article.body_html is not None or template == vsb.ARTICLE_TEMPLATE:
         return "article"
-    if template == "index" or urlsplit(page.url).path.lower() in _HOME_PATHS:
+    if template == vsb.HOME_TEMPLATE or vsb.is_home_url(page.url):
         return "home"
     if listing.entries:
         return "list"
@@ -225,7 +213,7 @@ def _column_of_list(page: Page, hint: str | None) -> str | None:
     for text, url in trail:
         if url == urldefrag(page.url)[0]:
             return text
-    trail = [(t, u) for t, u in trail if urlsplit(u).path.lower() not in _HOME_PATHS and t not in ("首页", "网站首页")]
+    trail = [(t, u) for t, u in trail if not vsb.is_home_url(u) and t not in vsb.HOME_TEXTS]
     if trail:
         return trail[-1][0]
     column, _site = _title_parts(page.html)
@@ -298,13 +286,12 @@ def _candidate_links(page: Page, fetcher: Fetcher) -> Iterator[tuple[str, str]]:
             continue
         url = urldefrag(urljoin(page.url, href))[0]
         path = urlsplit(url).path.lower()
-        if (not fetcher.on_host(url) or path in _HOME_PATHS or _ARTICLE_PATH.search(url)
-                or _FILE_SUFFIX.search(path) or "download.jsp" in path):
+        if not fetcher.on_host(url) or vsb.is_home_path(path) or _not_a_list(url):
             continue
         text = " ".join(a.text_content().split()) or (a.get("title") or "").strip()
-        if _MORE.search(text) or "more" in (a.get("class") or "").lower():
+        if vsb.MORE_TEXT.search(text) or "more" in (a.get("class") or "").lower():
             more.append((text, url))
-        elif _in_nav(a):
+        elif nav_tier(a) <= 2:
             nav.append((text, url))
     seen = {urldefrag(page.url)[0]}
     for text, url in more + nav:
@@ -313,14 +300,11 @@ def _candidate_links(page: Page, fetcher: Fetcher) -> Iterator[tuple[str, str]]:
             yield text, url
 
 
-def _in_nav(a: etree._Element) -> bool:
-    node = a.getparent()
-    while node is not None:
-        marks = " ".join(filter(None, (node.get("class"), node.get("id"))))
-        if node.tag == "nav" or (marks and _NAV.search(marks)):
-            return True
-        node = node.getparent()
-    return False
+def _not_a_list(url: str) -> bool:
+    """An article page or a file download: never a column's list page."""
+    ext = url_extension(url)
+    return (vsb.is_article_url(url) or vsb.DOWNLOAD_HREF.search(url) is not None
+            or ext in DOCUMENT_EXTENSIONS or ext in MEDIA_EXTENSIONS)
 
 
 def _checked_list(fetcher: Fetcher, url: str) -> tuple[Page, ListPage] | None:
@@ -345,8 +329,7 @@ def find_column(fetcher: Fetcher, url: str, column: str | None) -> tuple[Found, 
         return _from_article(fetcher, page, article, column), kind
     if kind == "list":
         return _from_list(page, listing, column), kind
-    match = _JSQ.search(page.html)
-    if kind == "other" and (match and match.group(1).lower() == "list" or "pb_sys_" in page.html):
+    if kind == "other" and (vsb.template_of(page.html) == vsb.LIST_TEMPLATE or "pb_sys_" in page.html):
         raise AddError(f"{url} looks like a list page but no entries were found on it (template not supported?)")
     return _from_home(fetcher, page, column), kind
 
@@ -363,14 +346,15 @@ def _newest(entries: list[ListEntry], fetcher: Fetcher) -> ListEntry | None:
 
 def _list_rule(html: str) -> str:
     """Which built-in rule matched (the parsers expose no trace, so the markup is checked directly)."""
-    if re.search(r"""id\s*=\s*["']?line_u""", html):
-        return "default VSB selectors (li[id^=line_u])"
+    if re.search(rf"""id\s*=\s*["']?{vsb.LIST_ITEM_ID_PREFIX}""", html):
+        return f"default VSB selectors ({vsb.LIST_ITEMS.split(',')[0]})"
     return "fallback: the largest group of sibling items with a link and a date"
 
 
 def _body_rule(html: str) -> str:
-    if "v_news_content" in html:
-        return "default VSB selectors (.v_news_content)"
+    main = vsb.BODY_SELECTORS[0]  # .v_news_content
+    if main.lstrip(".") in html:
+        return f"default VSB selectors ({main})"
     if re.search(r"""id\s*=\s*["']?vsb_(?:content|newscontent)""", html):
         return "default VSB selectors (#vsb_content)"
     return "fallback body selectors"

@@ -15,6 +15,8 @@ from urllib.parse import urldefrag
 
 from lxml import etree
 
+from crawler import vsb
+
 from ._dom import (
     XPATH_SPACE,
     absolute_url,
@@ -34,13 +36,14 @@ from .urls import canonical_article_url, newsid_of
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ITEMS = "li[id^=line_u], tr[id^=line_u], dd[id^=line_u], div[id^=line_u]"
-DEFAULT_NEXT = "span.p_next a[href], a.Next[href], a.next[href], a.p_next[href]"  # see _default_next_links
-_PAGER_ROOTS = "[class*=pb_sys], .pagination, .pager, .paging, .pages, .page"  # see _pager_anchor
+DEFAULT_ITEMS = vsb.LIST_ITEMS  # see _default_items
+DEFAULT_NEXT = vsb.NEXT_PAGE  # see _default_next_links
+_PAGER_ROOTS = vsb.PAGER_ROOTS  # see _pager_anchor
 _ITEM_TAGS = frozenset({"li", "tr", "dd", "div"})  # DEFAULT_ITEMS, see _default_items
+_ITEM_IDS = f"[id^={vsb.LIST_ITEM_ID_PREFIX}]"
 _PAGER_CLASSES = frozenset({"pagination", "pager", "paging", "pages", "page"})
-_COMPONENT = re.compile(r"^line_u(\d+)_")
-_ARTICLE_HREF = re.compile(r"/info/\d+/\d+\.htm|\.jsp\?.*wbnewsid=\d+", re.I)
+_COMPONENT = vsb.LIST_ITEM_COMPONENT
+_ARTICLE_HREF = vsb.ARTICLE_HREF
 _TRUNCATION = re.compile(r"(?:\.{3,}|…+|。{3,})\s*$")
 _NEXT_TEXT = re.compile(r"^下一?页\s*[>»›]*$")
 _COUNTER = re.compile(r"(?<![\d/])(\d{1,6})\s*/\s*(\d{1,6})(?![\d/])")
@@ -113,7 +116,7 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
 
 def _default_items(root: etree._Element) -> list[etree._Element]:
     """``css(root, DEFAULT_ITEMS)`` from one lookup of ``line_u`` ids instead of four XPath scans."""
-    return [el for el in css(root, "[id^=line_u]") if el.tag in _ITEM_TAGS]
+    return [el for el in css(root, _ITEM_IDS) if el.tag in _ITEM_TAGS]
 
 
 def _main_component(items: list[etree._Element],
@@ -373,7 +376,7 @@ def _pager_text(root: etree._Element, next_link: etree._Element | None) -> str:
 
 
 def _total_pages(root: etree._Element, pager_text: str) -> int | None:
-    for el in css(root, "span.p_t"):
+    for el in css(root, vsb.PAGER_COUNTER):
         match = _COUNTER.fullmatch(text_of(el))
         if match and int(match.group(1)) <= int(match.group(2)):
             return int(match.group(2))
@@ -383,7 +386,7 @@ def _total_pages(root: etree._Element, pager_text: str) -> int | None:
     match = _PAGES.search(pager_text)
     if match:
         return int(match.group(1))
-    numbers = [int(t) for t in (text_of(el) for el in css(root, ".p_no, .p_no_d")) if t.isdigit()]
+    numbers = [int(t) for t in (text_of(el) for el in css(root, vsb.PAGE_NUMBERS)) if t.isdigit()]
     return max(numbers) if numbers else None
 
 

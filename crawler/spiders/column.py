@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -32,11 +31,13 @@ from crawler.parsing import (
     canonical_article_url,
     decode_html,
     find_column_list_url,
+    header_charset,
     is_on_domains,
     parse_list_page,
 )
 from crawler.parsing.model import ListPage
 from crawler.sources import Source, load_sources
+from crawler.vsb import NUMBERED_LIST_PAGE as _NUMBERED_PAGE
 from db import store
 from db.engine import open_database, transaction
 from db.models import utcnow
@@ -52,7 +53,6 @@ MAX_LIST_PAGES = 2000
 # process (crawler.article_worker) when pages come fast; Scrapy setting ARTICLE_WORKER = auto|always|never.
 WORKER_THRESHOLD = 50
 FAST_DELAY = 0.1  # "auto" forks the worker only below this DOWNLOAD_DELAY: at CRAWL_DELAY=1 parsing keeps up
-_NUMBERED_PAGE = re.compile(r"^(.*/)(\d+)\.htm$")
 
 
 class ColumnSpider(scrapy.Spider):
@@ -362,12 +362,7 @@ def _header(response: Response, name: bytes) -> str | None:
 
 
 def _header_charset(response: Response) -> str | None:
-    ctype = _header(response, b"Content-Type") or ""
-    for part in ctype.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
+    return header_charset(response.headers.get(b"Content-Type"))
 
 
 def _describe(failure: Failure) -> str:
