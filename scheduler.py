@@ -4,7 +4,8 @@
     python scheduler.py --once          crawl every source once, publish, exit (1 if any crawl failed)
     python scheduler.py status          a table of sources: articles, last crawl, result, next run
     python scheduler.py publish         rebuild the feeds from the database
-    python scheduler.py add URL [--name NAME] [--column NAME]   add a VSB column to the sources file
+    python scheduler.py add URL [--name NAME] [--column NAME] [--dry-run]   add a VSB column to the sources file
+    python scheduler.py add URL --all [--dry-run]   add every list column in the site's navigation
 
 This module only orchestrates: crawling is in ``crawler/``, storage in ``db/``, feeds in ``feeds/``.
 """
@@ -225,10 +226,18 @@ def cmd_publish(cfg: AppConfig, sources: dict[str, Source]) -> int:
 
 
 def cmd_add(cfg: AppConfig, args: argparse.Namespace) -> int:
+    from crawler.add_site import add_site
     from crawler.add_source import AddError, add_source
 
+    if args.all and (args.name or args.column):
+        print("error: --all adds every column with names from their paths; it takes no --name or --column",
+              file=sys.stderr)
+        return 2
     try:
-        add_source(cfg, args.url, name=args.name, column=args.column, out=sys.stdout)
+        if args.all:
+            add_site(cfg, args.url, dry_run=args.dry_run, out=sys.stdout)
+        else:
+            add_source(cfg, args.url, name=args.name, column=args.column, out=sys.stdout, dry_run=args.dry_run)
     except AddError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -246,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("url", help="a column list page, an article page or a home page")
     add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
     add.add_argument("--column", help="the column's name as the site shows it")
+    add.add_argument("--all", action="store_true", help="add every list column found in the site's navigation")
+    add.add_argument("--dry-run", action="store_true", help="print what would be added; write nothing")
     return parser
 
 
