@@ -53,11 +53,15 @@ _ALREADY_CANONICAL = re.compile(
     r"/info/[0-9]+/(?P<news>[0-9]+)\.htm\Z")
 
 
+_DEFAULT_PORT_TEXT = {scheme: str(port) for scheme, port in DEFAULT_PORTS.items()}
+
+
 def _fast(url: str) -> re.Match[str] | None:
     match = _ALREADY_CANONICAL.match(url)
-    if match is None or (match["port"] and DEFAULT_PORTS[match["scheme"]] == int(match["port"])):
+    if match is None:
         return None
-    return match
+    port = match["port"]  # no leading zero (the regex): comparing the text is exact
+    return None if port and port == _DEFAULT_PORT_TEXT[match["scheme"]] else match
 
 
 def canonical_article_url(url: str) -> str:
