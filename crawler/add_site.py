@@ -89,7 +89,7 @@ def nav_links(page: Page, depth: int, *, menus_only: bool = False) -> Iterator[L
 def _in_list_or_pager(a: etree._Element) -> bool:
     node = a.getparent()
     while node is not None:
-        if (node.get("id") or "").startswith(vsb.LIST_ITEM_ID_PREFIX) or "pb_sys" in (node.get("class") or ""):
+        if (node.get("id") or "").startswith(vsb.LIST_ITEM_ID_PREFIX) or vsb.PAGER_CLASS in (node.get("class") or ""):
             return True
         node = node.getparent()
     return False

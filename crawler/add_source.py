@@ -342,7 +342,7 @@ def find_column(fetcher: Fetcher, url: str, column: str | None) -> tuple[Found, 
         return _from_article(fetcher, page, article, column), kind
     if kind == "list":
         return _from_list(page, listing, column), kind
-    if kind == "other" and (vsb.template_of(page.html) == vsb.LIST_TEMPLATE or "pb_sys_" in page.html):
+    if kind == "other" and (vsb.template_of(page.html) == vsb.LIST_TEMPLATE or vsb.PAGER_CLASS in page.html):
         raise AddError(f"{url} looks like a list page but no entries were found on it (template not supported?)")
     return _from_home(fetcher, page, column), kind
 
@@ -425,7 +425,7 @@ def slug_for(list_url: str, taken: set[str]) -> str:
     """From the list URL's last path segment (``/dxgz/dxgzdt.htm`` -> ``dxgzdt``), made unique."""
     parts = urlsplit(list_url)
     stem = parts.path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
-    tree = parse_qs(parts.query).get("wbtreeid", [""])[0]
+    tree = parse_qs(parts.query).get(vsb.TREE_PARAM, [""])[0]
     if parts.path.lower().endswith(".jsp") and tree.isdigit():
         stem = f"column{tree}"
     base = _SLUG_BAD.sub("-", stem).strip("-_")[:56] or "column"

@@ -93,6 +93,7 @@ LIST_ITEM_ID_PREFIX = "line_u"  # <li id="line_u<component>_<n>">: the one selec
 LIST_ITEMS = "li[id^=line_u], tr[id^=line_u], dd[id^=line_u], div[id^=line_u]"
 LIST_ITEM_COMPONENT = re.compile(r"^line_u(\d+)_")
 NEXT_PAGE = "span.p_next a[href], a.Next[href], a.next[href], a.p_next[href]"
+PAGER_CLASS = "pb_sys"  # pb_sys_common pb_sys_normal pb_sys_style1: VSB's pager block
 PAGER_ROOTS = "[class*=pb_sys], .pagination, .pager, .paging, .pages, .page"
 PAGER_COUNTER = "span.p_t"  # "共52条" and "1/11"
 PAGE_NUMBERS = ".p_no, .p_no_d"
