@@ -13,7 +13,14 @@ from typing import Any
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
 from scrapy.utils.request import RequestFingerprinter
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TCPTimedOutError, TimeoutError
@@ -102,8 +109,9 @@ class SourceRequestFingerprinter(RequestFingerprinter):
 
 
 # Failures of the network, not of our code: one log line with the reason, no traceback.
-NETWORK_ERRORS = (DNSLookupError, ConnectError, TCPTimedOutError, TimeoutError, ResponseNeverReceived,
-                  ConnectionLost)
+NETWORK_ERRORS = (CannotResolveHostError, DownloadConnectionRefusedError, DownloadTimeoutError, DownloadFailedError,
+                  ResponseDataLossError, DNSLookupError, ConnectError, TCPTimedOutError, TimeoutError,
+                  ResponseNeverReceived, ConnectionLost)
 
 
 class OneLineNetworkErrors(logging.Filter):

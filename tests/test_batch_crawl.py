@@ -104,3 +104,16 @@ def test_kill_9_mid_crawl_of_several_sources_loses_and_duplicates_nothing(db_url
         urls = [a.url for a in articles(db_url, name)]
         assert len(urls) == len(set(urls)) == 46, name  # complete, no duplicates
     assert integrity_check(db_url) == "ok"
+
+
+def test_an_unreachable_source_is_one_logged_reason_not_a_traceback(tmp_path: Path) -> None:
+    from tests.fixtures.service import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+    sources = write_sources(tmp_path / "sources.toml",
+                            {"name": "dead", "title": "无法访问", "list_url": f"{dead}/dxgz/dxgzdt.htm"})
+    env = project_env(f"sqlite:///{tmp_path / 'ghu.db'}", sources, tmp_path / "feeds")
+    result = run_cli(env, "--once")
+    assert result.returncode == 1
+    assert "dead: crawl failed: list page" in result.stderr and "unreachable" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
