@@ -41,7 +41,8 @@ DEFAULT_NEXT = vsb.NEXT_PAGE  # see _default_next_links
 _PAGER_ROOTS = vsb.PAGER_ROOTS  # see _pager_anchor
 _ITEM_TAGS = frozenset({"li", "tr", "dd", "div"})  # DEFAULT_ITEMS, see _default_items
 _ITEM_IDS = f"[id^={vsb.LIST_ITEM_ID_PREFIX}]"
-_PAGER_BLOCK = f"[class*={vsb.PAGER_CLASS}]"
+_PAGER_CLASS = vsb.PAGER_CLASS
+_PAGER_BLOCK = f"[class*={_PAGER_CLASS}]"
 _PAGER_CLASSES = frozenset({"pagination", "pager", "paging", "pages", "page"})
 _COMPONENT = vsb.LIST_ITEM_COMPONENT
 _ARTICLE_HREF = vsb.ARTICLE_HREF
@@ -352,7 +353,7 @@ def _pager_anchor(root: etree._Element, next_link: etree._Element | None) -> etr
     XPath evaluates each of the six selectors over the whole page before the union is sorted."""
     for el in root.iter(etree.Element):
         classes = el.get("class")
-        if classes and (vsb.PAGER_CLASS in classes or (
+        if classes and (_PAGER_CLASS in classes or (
                 "pag" in classes and not _PAGER_CLASSES.isdisjoint(XPATH_SPACE.split(classes)))):
             return el
     return next_link
