@@ -13,7 +13,7 @@ are appended in one atomic write that keeps the file's comments; ``--dry-run`` w
 from __future__ import annotations
 
 import unicodedata
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +131,7 @@ class SiteScan:
         self.rows: list[Row] = []
         self.new: list[dict[str, str]] = []
         self.pages = 0
+        self._found: list[tuple[Row, dict[str, str], str | None]] = []
 
     def run(self, start: Page) -> None:
         queue = deque(nav_links(start, 0))
@@ -144,6 +145,7 @@ class SiteScan:
             page = self._visit(link)
             if page is not None and link.depth == 0:
                 queue.extend(nav_links(page, 1, menus_only=True))
+        self._decide()
 
     def _visit(self, link: Link) -> Page | None:
         """Adds the link's row; returns the fetched page, if any."""
@@ -160,9 +162,10 @@ class SiteScan:
             self._skip(link, str(exc).replace(link.url, "").strip(" :") or "not fetched")
             return None
         listing = parse_list_page(page.html, page.url)
-        kind = page_kind(page, parse_article(page.html, page.url), listing)
+        article = parse_article(page.html, page.url)
+        kind = page_kind(page, article, listing)
         if kind == "list" and is_column_list(listing):
-            self._column(link, page, listing)
+            self._column(link, page, listing, article.breadcrumb)
         elif kind in ("article", "home"):
             self._skip(link, f"{kind} page")
         elif listing.entries:
@@ -174,32 +177,61 @@ class SiteScan:
     def _skip(self, link: Link, reason: str) -> None:
         self.rows.append(Row("skipped", "", link.text, link.url, reason))
 
-    def _column(self, link: Link, page: Page, listing: ListPage) -> None:
+    def _column(self, link: Link, page: Page, listing: ListPage, trail: list[tuple[str, str]]) -> None:
+        """A column found: its row is completed by :meth:`_decide` once every column is known."""
         list_url = urldefrag(page.url)[0]
         column = column_of_list(page, None) or link.text or None
         pages = f", {listing.total_pages} pages" if listing.total_pages else ""
-        detail = f"{len(listing.entries)} entries on page 1{pages}"
-        present = self._present(list_url, column)
-        if present is not None:
-            self.rows.append(Row("present", str(present.get("name", "")), column or "", list_url, detail))
-            return
-        name = slug_for(list_url, self.taken)
-        self.taken.add(name)
-        table = {"name": name, "title": source_title(page.html, column, list_url), "list_url": list_url}
+        row = Row("", "", column or "", list_url, f"{len(listing.entries)} entries on page 1{pages}")
+        table = {"title": source_title(page.html, column, list_url), "list_url": list_url}
         if column:
             table["column"] = column
-        self.new.append(table)
-        self.rows.append(Row("added", name, column or "", list_url, detail))
+        self.rows.append(row)
+        self._found.append((row, table, _parent(trail, list_url, column)))
 
-    def _present(self, list_url: str, column: str | None) -> dict[str, Any] | None:
-        host = _host(list_url)
-        for table in [*self.tables, *self.new]:
-            if same_page(list_url, table.get("list_url")):
-                return table
-            their_host = _host(table.get("list_url") or table.get("seed_url") or "")
-            if column and table.get("column") == column and their_host == host:
-                return table
+    def _decide(self) -> None:
+        """Each column found is new, or already in the file: under the same list URL, or (for a source
+        whose list URL is none of the pages found, e.g. a wrong guess that discovery corrected) under
+        the same column name on the same host. Two new columns of one name are both new."""
+        found_urls = {canonical_article_url(t["list_url"]) for _row, t, _parent in self._found}
+        names = Counter(t.get("column") for _row, t, _parent in self._found)
+        for row, table, parent in self._found:
+            column = table.get("column")
+            title = table["title"]
+            if column and parent and names[column] > 1 and title.endswith(column):  # 通知公告 under two parents
+                table["title"] = f"{title[:-len(column)]}{parent} · {column}"  # says which in the title
+            present = self._present(table, found_urls)
+            if present is not None:
+                row.result, row.name = "present", str(present.get("name", ""))
+                continue
+            name = slug_for(table["list_url"], self.taken)
+            self.taken.add(name)
+            self.new.append({"name": name, **table})
+            row.result, row.name = "added", name
+
+    def _present(self, table: dict[str, str], found_urls: set[str]) -> dict[str, Any] | None:
+        list_url, column = table["list_url"], table.get("column")
+        for other in [*self.tables, *self.new]:
+            if same_page(list_url, other.get("list_url")):
+                return other
+        for other in self.tables:
+            theirs = other.get("list_url")
+            if isinstance(theirs, str) and canonical_article_url(theirs) in found_urls:
+                continue  # that source is one of the columns found: a namesake here is another column
+            their_host = _host(theirs or other.get("seed_url") or "")
+            if column and other.get("column") == column and their_host == _host(list_url):
+                return other
         return None
+
+
+def _parent(trail: list[tuple[str, str]], list_url: str, column: str | None) -> str | None:
+    """The parent column's name: the breadcrumb link before the column's own, unless it is the home page."""
+    texts = [t for t, u in trail if not vsb.is_home_url(u) and t not in vsb.HOME_TEXTS]
+    own = next((i for i, (t, u) in enumerate(trail) if same_page(u, list_url) or t == column), None)
+    if own is None:
+        return texts[-2] if len(texts) >= 2 else None
+    before = [t for t, u in trail[:own] if not vsb.is_home_url(u) and t not in vsb.HOME_TEXTS]
+    return before[-1] if before else None
 
 
 def _host(url: Any) -> str:

@@ -186,3 +186,34 @@ def test_a_column_added_by_add_all_crawls(columns_site: tuple[SiteServer, dict[s
     manifest = built["columns"]["tzgg"]
     assert_matches_manifest(articles(sqlite_url, "tzgg"), manifest, site.base)
     assert len(manifest["column"]["pages"]) == 3  # reverse-numbered list pages were followed
+
+
+def test_a_source_whose_list_url_was_a_wrong_guess_is_recognised_by_its_column(
+        columns_site: tuple[SiteServer, dict[str, Any]], sqlite_url: str, tmp_path: Path) -> None:
+    """As the shipped sources.toml: a guessed list_url (discovery finds the real one) and the column's name."""
+    site, _built = columns_site
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f'[[source]]\nname = "dangxiao"\ntitle = "党校"\nlist_url = "{site.base}/dxgz/guess.htm"\n'
+                       'column = "党校工作动态"\n', encoding="utf-8")
+    result = run_cli(project_env(sqlite_url, sources), "add", site.base + "/", "--all")
+    assert result.returncode == 0, result.stderr
+    assert table_rows(result.stdout)[f"{site.base}/dxgz/dxgzdt.htm"][0] == "present"
+    assert sorted(load_sources(sources)) == ["dangxiao", "tzgg", "zzdt"]
+
+
+def test_two_columns_of_one_name_under_two_parents_are_both_added(sqlite_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    build_columns_site(root, columns=[
+        ("党校工作", "dxgz.htm", "通知公告", "dxgz", "tzgg", 1015, (0, 8)),
+        ("组织工作", "zzgz.htm", "通知公告", "zzgz", "tzgg", 1011, (8, 16)),
+    ])
+    sources = tmp_path / "sources.toml"
+    with serve(root) as site:
+        result = run_cli(project_env(sqlite_url, sources), "add", site.base + "/", "--all")
+    assert result.returncode == 0, result.stderr
+    loaded = load_sources(sources)
+    assert sorted(loaded) == ["tzgg", "tzgg-2"]
+    assert {s.list_url for s in loaded.values()} == {f"{site.base}/dxgz/tzgg.htm", f"{site.base}/zzgz/tzgg.htm"}
+    assert {s.column for s in loaded.values()} == {"通知公告"}
+    parents = ("党校工作", "组织工作")  # the same name twice: the titles say which column is which
+    assert {s.title for s in loaded.values()} == {f"{SITE_NAME} · {parent} · 通知公告" for parent in parents}
