@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 
 from crawler.sources import load_sources
@@ -217,3 +218,29 @@ def test_two_columns_of_one_name_under_two_parents_are_both_added(sqlite_url: st
     assert {s.column for s in loaded.values()} == {"通知公告"}
     parents = ("党校工作", "组织工作")  # the same name twice: the titles say which column is which
     assert {s.title for s in loaded.values()} == {f"{SITE_NAME} · {parent} · 通知公告" for parent in parents}
+
+
+@pytest.mark.slow
+def test_every_column_added_by_add_all_is_crawled_and_published(columns_site: tuple[SiteServer, dict[str, Any]],
+                                                                 sqlite_url: str, tmp_path: Path) -> None:
+    """`add --all`, then `--once`: each column's articles stored; all.* and the index page show them all."""
+    site, built = columns_site
+    sources = tmp_path / "sources.toml"
+    feeds = tmp_path / "feeds"
+    env = project_env(sqlite_url, sources, feeds, FEED_MAX_ITEMS=100, PUBLIC_URL="http://feeds.test/")
+    assert run_cli(env, "add", site.base + "/", "--all").returncode == 0
+    loaded = load_sources(sources)
+    assert sorted(loaded) == ["dxgzdt", "tzgg", "zzdt"]
+
+    once = run_cli(env, "--once")
+    assert once.returncode == 0, once.stderr[-3000:]
+    links: set[str] = set()
+    for name, manifest in built["columns"].items():
+        assert_matches_manifest(articles(sqlite_url, name), manifest, site.base)
+        links |= {x["url"] if x["external"] else site.base + x["url"] for x in manifest["articles"]}
+    assert len(links) == 46
+    combined = feedparser.parse((feeds / "all.atom").read_bytes())
+    assert combined.bozo == 0 and {e.link for e in combined.entries} == links
+    index = (feeds / "index.html").read_text(encoding="utf-8")
+    for name, src in loaded.items():
+        assert src.title in index and f"http://feeds.test/{name}.xml" in index
