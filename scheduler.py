@@ -89,10 +89,14 @@ class Service:
     def crawl_shard(self, shard: list[Source], publish: bool = True) -> list[CrawlOutcome]:
         """One crawl process (or job) for these sources; publish when it changed something."""
         outcomes = self.backend.run(shard, self.stop)
-        missing = any(not (self.cfg.feeds_path / f"{src.name}.xml").exists() for src in shard)
-        if publish and (missing or any(o.changed for o in outcomes)) and not self.stop.is_set():
+        if publish and self.needs_publishing(shard, outcomes) and not self.stop.is_set():
             self.publish()
         return outcomes
+
+    def needs_publishing(self, sources: list[Source], outcomes: list[CrawlOutcome]) -> bool:
+        """After a crawl that changed something, or when a feed is missing (so an idle poll writes nothing)."""
+        missing = any(not (self.cfg.feeds_path / f"{src.name}.xml").exists() for src in sources)
+        return missing or any(o.changed for o in outcomes)
 
     def crawl_all(self) -> list[CrawlOutcome]:
         """Every source at once, in shards by host running side by side (``--once``)."""
@@ -257,7 +261,8 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     outcomes = service.crawl_all()
-    service.publish()
+    if service.needs_publishing(list(sources.values()), outcomes):
+        service.publish()
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
         print(f"{o.source}: crawl failed: {o.error}", file=sys.stderr)

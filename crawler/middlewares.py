@@ -105,7 +105,7 @@ class SourceRequestFingerprinter(RequestFingerprinter):
             return base
         purpose = getattr(request.callback, "__name__", "")
         hops = len(request.meta.get("redirect_urls") or ())
-        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode()).digest()  # noqa: S324 - not for security
+        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode(), usedforsecurity=False).digest()
 
 
 # Failures of the network, not of our code: one log line with the reason, no traceback.
