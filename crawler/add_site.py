@@ -38,7 +38,7 @@ from crawler.add_source import (
 )
 from crawler.parsing import ListPage, canonical_article_url, looks_like_vsb, nav_tier, parse_article, parse_list_page
 from crawler.sources import Source, source_from_table
-from filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
+from db.filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
 from settings import AppConfig
 
 MAX_PAGES = 80  # pages fetched at most, robots.txt aside: a menu is not a site map

@@ -48,7 +48,7 @@ from crawler.parsing import (
     parse_list_page,
 )
 from crawler.sources import NAME_RE, RESERVED_NAMES, Source, source_from_table
-from filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
+from db.filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
 from settings import USER_AGENT, AppConfig
 
 TIMEOUT = 15.0

@@ -13,7 +13,7 @@ from crawler.items import ArticleItem, CheckItem
 from crawler.parsing import decode_html, newsid_of, parse_article
 from crawler.parsing.model import Selectors
 from db import store
-from filetypes import mime_type
+from db.filetypes import mime_type
 
 logger = logging.getLogger("crawler.spiders.column")
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-import filetypes
+from db import filetypes
 from feeds.query import ArticleRec, AttachmentRec, Snapshot, SourceRec
 from feeds.text import absolute_url, absolutize_html, is_absolute_http, one_line, summarize, xml_safe
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import filetypes
 from crawler import vsb
 from crawler.parsing import header_charset
+from db import filetypes
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 from crawler import vsb
-from filetypes import DOCUMENT_EXTENSIONS, url_extension
+from db.filetypes import DOCUMENT_EXTENSIONS, url_extension
 
 from ._dom import (
     SKIP_TAGS,
