@@ -57,6 +57,7 @@ from tests.fixtures.hosts import (  # noqa: E402
     HostServer,
     TimedHit,
     build_columns,
+    min_gap,
     politeness_violations,
     serve_hosts,
     span,
@@ -254,13 +255,13 @@ def run_rows(db: Path) -> Counter[str]:
         return Counter(status for (status,) in conn.execute("SELECT status FROM crawl_runs"))
 
 
-def backfill_figures(m: RunMeasure, delay: float) -> dict[str, float]:
+def backfill_figures(m: RunMeasure, delay: float, slack: float) -> dict[str, float]:
     per_host = Counter(h.host for h in m.hits)
     busiest = max(per_host.values()) if per_host else 0
     bound = busiest * delay
     return {"busiest": busiest, "bound": bound, "ratio": m.wall / bound if bound else float("inf"),
             "span": span(m.hits), "span_ratio": span(m.hits) / bound if bound else float("inf"),
-            "violations": len(politeness_violations(m.hits, delay))}
+            "violations": len(politeness_violations(m.hits, delay, slack)), "min_gap": min_gap(m.hits)}
 
 
 def check_run(m: RunMeasure, db: Path, sources: int) -> None:
@@ -333,13 +334,15 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
               f"{sum(h.status == 200 for h in m.hits):>6}")
     print()
     for m in [backfill, *([baseline] if baseline else [])]:
-        f = backfill_figures(m, delay)
+        f = backfill_figures(m, delay, args.slack)
         print(f"({m.label}) {len(m.hits)} requests, busiest host {f['busiest']:.0f} → bound {f['bound']:.2f} s; "
               f"wall {m.wall:.2f} s = {f['ratio']:.2f}× the bound (first request to last response: {f['span']:.2f} s "
-              f"= {f['span_ratio']:.2f}×); politeness violations: {f['violations']:.0f}")
-        for line in politeness_violations(m.hits, delay)[:5]:
+              f"= {f['span_ratio']:.2f}×); politeness violations: {f['violations']:.0f} (slack "
+              f"{args.slack * 1000:.0f} ms; shortest gap between two requests to one host: "
+              f"{f['min_gap'] * 1000:.1f} ms)")
+        for line in politeness_violations(m.hits, delay, args.slack)[:5]:
             print(f"    {line}")
-    f = backfill_figures(backfill, delay)
+    f = backfill_figures(backfill, delay, args.slack)
     ok_bound, ok_polite = f["ratio"] <= TARGET_BOUND_RATIO, f["violations"] == 0
 
     robots = Counter(h.host for h in idle.hits if h.path == "/robots.txt")
@@ -356,6 +359,7 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
     print(f"(idle) CPU {idle.cpu:.2f} s = {cpu_per * 1000:.1f} ms per source; one source alone: {single.cpu:.2f} s "
           f"(start-up), so {marginal * 1000:.1f} ms per further source; wall {idle.wall:.2f} s")
     ok_cpu = cpu_per <= TARGET_IDLE_CPU_PER_SOURCE
+    ok_marginal = marginal <= TARGET_IDLE_CPU_PER_SOURCE
     ok_requests = (len(polls) <= n_sources and max(robots.values(), default=0) <= 1
                    and not ok200)
     peak = max(m.peak_pss for m in [backfill, idle])
@@ -365,7 +369,7 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
     print(f"backfill wall / politeness bound = {f['ratio']:.2f}; target ≤ {TARGET_BOUND_RATIO}: {verdict[ok_bound]}")
     print(f"politeness violations = {f['violations']:.0f}; target 0: {verdict[ok_polite]}")
     print(f"idle CPU per source = {cpu_per * 1000:.1f} ms; target ≤ {TARGET_IDLE_CPU_PER_SOURCE * 1000:.0f} ms "
-          f"(at 200 sources): {verdict[ok_cpu]}")
+          f"(at 200 sources): {verdict[ok_cpu]}; start-up excluded {marginal * 1000:.1f} ms: {verdict[ok_marginal]}")
     print(f"idle requests: ≤ 1 per source, ≤ 1 robots.txt per host, no 200: {verdict[ok_requests]}")
     print(f"peak PSS of the process tree = {mib(peak)}; target < {mib(TARGET_PEAK_PSS)} (at 200 sources): "
           f"{verdict[ok_mem]}")
@@ -378,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--columns", type=int, default=10, help="columns per host (default 10)")
     p.add_argument("--articles", type=int, default=50, help="articles per column (default 50)")
     p.add_argument("--delay", type=float, default=0.05, help="CRAWL_DELAY in seconds (default 0.05)")
+    p.add_argument("--slack", type=float, default=0.005,
+                   help="seconds a gap may fall short of the delay before it counts as a violation (default 0.005: "
+                        "jitter in sending, seen at the server)")
     p.add_argument("--processes", type=int, help="CRAWL_PROCESSES (default: the project's, the number of CPUs)")
     p.add_argument("--baseline-processes", type=int, metavar="N",
                    help="also run the backfill with CRAWL_PROCESSES=N on a fresh database, to compare")

@@ -97,7 +97,9 @@ def test_service_crawls_hosts_side_by_side_and_each_politely(sites: Sites, tmp_p
         assert len(stored) == sites.manifests[name]["column"]["local_articles"], (name, log[-3000:])
 
     hits = sites.hits()
-    assert politeness_violations(hits, DELAY) == []
+    # slack: Scrapy spaces the requests it dispatches; a busy reactor writing one late shortens the next gap
+    # as the server sees it by a few ms
+    assert politeness_violations(hits, DELAY, slack=0.01) == []
     per_host = {host: len(seq) for host, seq in by_host(hits).items()}
     assert set(per_host) == {HOST_A, HOST_B}
     total, busiest, serial = span(hits), max(per_host.values()) * DELAY, len(hits) * DELAY
