@@ -57,6 +57,7 @@ from tests.fixtures.hosts import (  # noqa: E402
     HostServer,
     TimedHit,
     build_columns,
+    by_host,
     min_gap,
     politeness_violations,
     serve_hosts,
@@ -247,7 +248,9 @@ class ScaleBench:
         reap_orphans()
         cpu = children_cpu() - cpu0 + self.backend.cpu() - backend0
         text = log_path.read_text("utf-8", errors="replace")
-        return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, self.take(), text)
+        hits = self.take()
+        save_hits(log_path.with_suffix(".requests.tsv"), hits)
+        return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, hits, text)
 
 
 def run_rows(db: Path) -> Counter[str]:
@@ -262,6 +265,31 @@ def backfill_figures(m: RunMeasure, delay: float, slack: float) -> dict[str, flo
     return {"busiest": busiest, "bound": bound, "ratio": m.wall / bound if bound else float("inf"),
             "span": span(m.hits), "span_ratio": span(m.hits) / bound if bound else float("inf"),
             "violations": len(politeness_violations(m.hits, delay, slack)), "min_gap": min_gap(m.hits)}
+
+
+def gap_summary(hits: list[TimedHit], delay: float, slack: float) -> str:
+    """How the short gaps between two requests to one host are spread, and how many overlapped."""
+    overlaps, bins = 0, Counter[str]()
+    for seq in by_host(hits).values():
+        for prev, cur in zip(seq, seq[1:], strict=False):
+            gap = cur.arrived - prev.arrived
+            if cur.arrived < prev.done:
+                overlaps += 1
+            elif gap < 0.5 * delay:
+                bins["< 50 %"] += 1
+            elif gap < 0.8 * delay:
+                bins["50-80 %"] += 1
+            elif gap < delay - slack:
+                bins[f"80 % - delay-{slack * 1000:.0f} ms"] += 1
+    short = ", ".join(f"{k}: {bins[k]}" for k in sorted(bins)) or "none"
+    return f"{overlaps} while another was in flight; gaps short of the delay: {short}"
+
+
+def save_hits(path: Path, hits: list[TimedHit]) -> None:
+    """The servers' request log as TSV (host, method, path, status, arrived, done, conditional, body bytes)."""
+    t0 = hits[0].arrived if hits else 0.0
+    path.write_text("".join(f"{h.host}\t{h.method}\t{h.path}\t{h.status}\t{h.arrived - t0:.6f}\t"
+                            f"{h.done - t0:.6f}\t{int(h.conditional)}\t{h.body_bytes}\n" for h in hits), "utf-8")
 
 
 def check_run(m: RunMeasure, db: Path, sources: int) -> None:
@@ -340,7 +368,8 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
               f"= {f['span_ratio']:.2f}×); politeness violations: {f['violations']:.0f} (slack "
               f"{args.slack * 1000:.0f} ms; shortest gap between two requests to one host: "
               f"{f['min_gap'] * 1000:.1f} ms)")
-        for line in politeness_violations(m.hits, delay, args.slack)[:5]:
+        print(f"    {gap_summary(m.hits, delay, args.slack)}")
+        for line in politeness_violations(m.hits, delay, args.slack)[:3]:
             print(f"    {line}")
     f = backfill_figures(backfill, delay, args.slack)
     ok_bound, ok_polite = f["ratio"] <= TARGET_BOUND_RATIO, f["violations"] == 0
