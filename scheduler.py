@@ -88,9 +88,16 @@ class Service:
     # -- work
     def crawl_shard(self, shard: list[Source], publish: bool = True) -> list[CrawlOutcome]:
         """One crawl process (or job) for these sources; publish when it changed something."""
+        started = time.monotonic()
         outcomes = self.backend.run(shard, self.stop)
-        if publish and self.needs_publishing(shard, outcomes) and not self.stop.is_set():
+        published = publish and self.needs_publishing(shard, outcomes) and not self.stop.is_set()
+        if published:
             self.publish()
+        failed = sum(o.status != "ok" for o in outcomes)
+        # the line a cycle ends with (also what bench/scale.py waits for)
+        logger.info("crawled %d source%s in %.1f s: %d ok, %d failed, %d changed%s", len(shard),
+                    "" if len(shard) == 1 else "s", time.monotonic() - started, len(outcomes) - failed, failed,
+                    sum(o.changed for o in outcomes), "; feeds published" if published else "")
         return outcomes
 
     def needs_publishing(self, sources: list[Source], outcomes: list[CrawlOutcome]) -> bool:
