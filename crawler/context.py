@@ -50,16 +50,27 @@ class CrawlContext:
 
     @classmethod
     def open(cls, source: Source, factory: sessionmaker[Session], run_id: int | None = None) -> CrawlContext:
+        return cls.open_many([source], factory, {} if run_id is None else {source.name: run_id})[source.name]
+
+    @classmethod
+    def open_many(cls, sources: list[Source], factory: sessionmaker[Session],
+                  run_ids: dict[str, int] | None = None) -> dict[str, CrawlContext]:
+        """The runs of ``sources`` (those without an id in ``run_ids`` are begun here, after failing runs a
+        dead crawl left 'running') and what the crawl needs to know of each: one transaction, a few queries."""
+        run_ids = run_ids or {}
         with transaction(factory) as s:
-            row = store.sync_source(s, source.name, source.title, source.list_url)
-            if run_id is None:
-                store.fail_stale_runs(s, row.id, "crawl process ended before finishing (killed or crashed)")
-                run_id = store.begin_run(s, row.id).id
-            ctx = cls(source=source, factory=factory, source_id=row.id, run_id=run_id,
-                      known=store.known_urls(s, row.id), backfilled=row.backfilled_at is not None,
-                      list_etag=row.list_etag, list_last_modified=row.list_last_modified,
-                      discovered_list_url=row.discovered_list_url)
-        return ctx
+            rows = store.sync_sources(s, [(src.name, src.title, src.list_url) for src in sources])
+            new = [rows[src.name].id for src in sources if src.name not in run_ids]
+            if new:
+                store.fail_stale_runs(s, new, "crawl process ended before finishing (killed or crashed)")
+            begun = dict(zip(new, store.begin_runs(s, new), strict=True))
+            known = store.known_urls_by_source(s, [row.id for row in rows.values()])
+            return {src.name: cls(source=src, factory=factory, source_id=(row := rows[src.name]).id,
+                                  run_id=run_ids.get(src.name) or begun[row.id], known=known[row.id],
+                                  backfilled=row.backfilled_at is not None, list_etag=row.list_etag,
+                                  list_last_modified=row.list_last_modified,
+                                  discovered_list_url=row.discovered_list_url)
+                    for src in sources}
 
     def fail(self, reason: str) -> None:
         """Record the first reason the run failed (later ones are usually consequences)."""
@@ -67,21 +78,34 @@ class CrawlContext:
             self.failure = reason
             logger.error("%s: crawl failed: %s", self.source.name, reason)
 
-    def finish(self, requests: int, pages: int, close_reason: str) -> str:
+    def verdict(self, close_reason: str) -> str:
         if close_reason not in ("finished",) and self.failure is None:
             self.fail(f"crawl stopped early ({close_reason})")
-        status = "failed" if self.failure else "ok"
-        with transaction(self.factory) as s:
-            if status == "ok":
+        return "failed" if self.failure else "ok"
+
+    def finish(self, requests: int, pages: int, close_reason: str) -> str:
+        return finish_runs(self.factory, [(self, requests, pages, close_reason)])[0]
+
+
+def finish_runs(factory: sessionmaker[Session], runs: list[tuple[CrawlContext, int, int, str]]) -> list[str]:
+    """Record the verdict of each (run, requests, pages, close reason) in one transaction; a run that
+    succeeded saves what it learnt about its list. Returns each run's status, "ok" or "failed"."""
+    statuses, rows = [], []
+    with transaction(factory) as s:
+        for ctx, requests, pages, close_reason in runs:
+            status = ctx.verdict(close_reason)
+            statuses.append(status)
+            backfilled_at = utcnow() if ctx.reached_last_page else None
+            learnt = (ctx.new_list_etag, ctx.new_list_last_modified, backfilled_at, ctx.found_list_url)
+            if status == "ok" and any(v is not None for v in learnt):  # an unchanged list (304) taught nothing
                 store.set_list_state(
-                    s, self.source_id,
-                    etag=self.new_list_etag, last_modified=self.new_list_last_modified,
-                    backfilled_at=utcnow() if self.reached_last_page else None,
-                    discovered_list_url=self.found_list_url,
+                    s, ctx.source_id,
+                    etag=ctx.new_list_etag, last_modified=ctx.new_list_last_modified,
+                    backfilled_at=backfilled_at, discovered_list_url=ctx.found_list_url,
                 )
-            store.finish_run(
-                s, self.run_id, status, self.failure, requests=requests, pages_fetched=pages,
-                new=self.counts["new"], updated=self.counts["updated"], unchanged=self.counts["unchanged"],
-                removed=self.counts["removed"], failed=self.counts["failed"],
-            )
-        return status
+            rows.append({"run_id": ctx.run_id, "status": status, "error": ctx.failure, "requests": requests,
+                         "pages_fetched": pages, "new": ctx.counts["new"], "updated": ctx.counts["updated"],
+                         "unchanged": ctx.counts["unchanged"], "removed": ctx.counts["removed"],
+                         "failed": ctx.counts["failed"]})
+        store.finish_runs(s, rows)
+    return statuses

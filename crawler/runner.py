@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.locks import SourceLock
@@ -78,29 +79,36 @@ class CrawlOutcome:
 
 
 def begin_runs(factory: sessionmaker[Session], sources: list[Source]) -> dict[str, int]:
-    """A 'running' row per source (runs a dead crawl left 'running' are failed first): name -> run id."""
+    """A 'running' row per source (runs a dead crawl left 'running' are failed first): name -> run id.
+    One transaction and a few statements for all the sources."""
     with transaction(factory) as s:
-        ids = {}
-        for src in sources:
-            source_id = store.sync_source(s, src.name, src.title, src.list_url).id
-            store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
-            ids[src.name] = store.begin_run(s, source_id).id
-    return ids
+        rows = store.sync_sources(s, [(src.name, src.title, src.list_url) for src in sources])
+        source_ids = [rows[src.name].id for src in sources]
+        store.fail_stale_runs(s, source_ids, "crawl process ended before finishing (killed or crashed)")
+        return dict(zip((src.name for src in sources), store.begin_runs(s, source_ids), strict=True))
 
 
 def settle_runs(factory: sessionmaker[Session], run_ids: dict[str, int], reason: str,
                 started: float) -> list[CrawlOutcome]:
     """After the crawl process: rows it left 'running' failed with ``reason``; every run's outcome."""
-    outcomes = []
+    runs = CrawlRun.__table__.c
     with transaction(factory) as s:
-        for name, run_id in run_ids.items():
-            run = s.get(CrawlRun, run_id)
-            if run is None:
-                raise LookupError(f"crawl run {run_id} vanished from the database")
-            if run.status == "running":
-                store.finish_run(s, run_id, "failed", reason)
-            outcomes.append(CrawlOutcome(name, run_id, run.status, run.changed, run.error,
-                                         time.monotonic() - started))
+        rows = {r.id: r for r in s.execute(
+            select(runs.id, runs.status, runs.error, runs.new, runs.updated, runs.removed)
+            .where(runs.id.in_(list(run_ids.values()))))}
+        vanished = [run_id for run_id in run_ids.values() if run_id not in rows]
+        if vanished:
+            raise LookupError(f"crawl run {vanished[0]} vanished from the database")
+        left = [run_id for run_id, row in rows.items() if row.status == "running"]
+        if left:
+            store.finish_runs(s, [{"run_id": run_id, "status": "failed", "error": reason} for run_id in left])
+    seconds = time.monotonic() - started
+    outcomes = []
+    for name, run_id in run_ids.items():
+        row = rows[run_id]
+        status, error = ("failed", reason) if row.status == "running" else (row.status, row.error)
+        outcomes.append(CrawlOutcome(name, run_id, status, bool(row.new or row.updated or row.removed), error,
+                                     seconds))
     for outcome in outcomes:
         if outcome.status != "ok":
             logger.error("crawl %s: failed: %s", outcome.source, outcome.error)

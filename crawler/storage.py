@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from crawler.context import CrawlContext
+from crawler.context import CrawlContext, finish_runs
 from crawler.items import ArticleItem, CheckItem, ListPageItem
 from crawler.sources import Source
 from db import store
@@ -55,17 +55,27 @@ class CrawlStorage:
     # ------------------------------------------------------------------ runs
     def open_run(self, source: Source, run_id: int | None = None) -> CrawlContext:
         """Start (or take over, with ``run_id``) the run of one source and load what the crawl needs to know."""
-        ctx = CrawlContext.open(source, self.factory, run_id)
-        self.runs[source.name] = ctx
-        return ctx
+        return self.open_runs([source], {} if run_id is None else {source.name: run_id})[0]
+
+    def open_runs(self, sources: list[Source], run_ids: dict[str, int] | None = None) -> list[CrawlContext]:
+        """:meth:`open_run` for many sources in one transaction (``run_ids``: runs the caller began)."""
+        opened = CrawlContext.open_many(sources, self.factory, run_ids)
+        self.runs.update(opened)
+        return list(opened.values())
 
     def finish_run(self, name: str, requests: int, pages: int, close_reason: str) -> str:
         """Write what is pending, then record the run's verdict; returns "ok" or "failed"."""
+        return self.finish_runs({name: (requests, pages)}, close_reason)[name]
+
+    def finish_runs(self, runs: dict[str, tuple[int, int]], close_reason: str) -> dict[str, str]:
+        """Write what is pending, then record the verdicts of these runs (name -> (requests, pages)) in one
+        transaction; returns each one's "ok" or "failed"."""
         try:
             self.commit()
         except Exception:
-            logger.exception("%s: storing the last items failed", name)
-        return self.runs[name].finish(requests=requests, pages=pages, close_reason=close_reason)
+            logger.exception("%s: storing the last items failed", ", ".join(runs))
+        done = [(self.runs[name], requests, pages, close_reason) for name, (requests, pages) in runs.items()]
+        return dict(zip(runs, finish_runs(self.factory, done), strict=True))
 
     # ------------------------------------------------------------------ items
     def store(self, item: Item) -> None:

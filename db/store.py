@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,14 +84,38 @@ def sync_source(session: Session, name: str, title: str, list_url: str | None) -
         session.add(src)
         session.flush()
     else:
-        if src.title != title:
-            src.title = title
-        if src.list_url != list_url:
-            # the operator changed the list page: forget what discovery remembered and the old validators
-            src.list_url = list_url
-            src.discovered_list_url = None
-            src.list_etag = src.list_last_modified = None
+        _configure(src, title, list_url)
     return src
+
+
+def sync_sources(session: Session, configured: list[tuple[str, str, str | None]]) -> dict[str, Source]:
+    """:func:`sync_source` for many (name, title, list_url) at once: one query loads the known rows."""
+    rows: dict[str, Source] = {}
+    for names in _chunks([name for name, _, _ in configured]):
+        rows.update((src.name, src) for src in session.scalars(select(Source).where(Source.name.in_(names))))
+    for name, title, list_url in configured:
+        src = rows.get(name)
+        if src is None:
+            rows[name] = sync_source(session, name, title, list_url)
+        else:
+            _configure(src, title, list_url)
+    return rows
+
+
+def _configure(src: Source, title: str, list_url: str | None) -> None:
+    if src.title != title:
+        src.title = title
+    if src.list_url != list_url:
+        # the operator changed the list page: forget what discovery remembered and the old validators
+        src.list_url = list_url
+        src.discovered_list_url = None
+        src.list_etag = src.list_last_modified = None
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """IN lists of at most ``size`` values (SQLite caps bound parameters per statement)."""
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
 
 
 def get_source(session: Session, name: str) -> Source | None:
@@ -102,6 +127,18 @@ def begin_run(session: Session, source_id: int) -> CrawlRun:
     session.add(run)
     session.flush()
     return run
+
+
+def begin_runs(session: Session, source_ids: list[int]) -> list[int]:
+    """A 'running' run per source in one statement; their ids, in the order of ``source_ids``."""
+    if not source_ids:
+        return []
+    now = utcnow()
+    stmt = insert(CrawlRun).returning(CrawlRun.id, sort_by_parameter_order=True)
+    rows = session.execute(stmt, [{"source_id": sid, "started_at": now, "status": "running", "pages_fetched": 0,
+                                   "requests": 0, "new": 0, "updated": 0, "unchanged": 0, "removed": 0,
+                                   "failed": 0} for sid in source_ids])
+    return [r.id for r in rows]
 
 
 def finish_run(session: Session, run_id: int, status: str, error: str | None = None, **counts: int) -> CrawlRun:
@@ -116,14 +153,30 @@ def finish_run(session: Session, run_id: int, status: str, error: str | None = N
     return run
 
 
-def fail_stale_runs(session: Session, source_id: int, reason: str) -> int:
-    """Runs left 'running' by a killed crawl are recorded as failed, with the reason."""
-    result = session.execute(
-        update(CrawlRun)
-        .where(CrawlRun.source_id == source_id, CrawlRun.status == "running")
-        .values(status="failed", error=reason, finished_at=utcnow())
-    )
-    return result.rowcount or 0
+def finish_runs(session: Session, runs: list[dict[str, Any]]) -> None:
+    """:func:`finish_run` for many runs in one executemany: each dict has ``run_id``, ``status``, ``error``
+    and the same counters as the others."""
+    if not runs:
+        return
+    table = CrawlRun.__table__
+    now = utcnow()  # the SET clause comes from the dicts' keys (SQLAlchemy's executemany UPDATE)
+    session.execute(update(table).where(table.c.id == bindparam("run_id")),
+                    [{**run, "finished_at": now} for run in runs])
+
+
+def fail_stale_runs(session: Session, source_id: int | list[int], reason: str) -> int:
+    """Runs left 'running' by a killed crawl are recorded as failed, with the reason (one statement for a
+    list of sources)."""
+    ids = [source_id] if isinstance(source_id, int) else source_id
+    count = 0
+    for chunk in _chunks(ids):
+        result = session.execute(
+            update(CrawlRun)
+            .where(CrawlRun.source_id.in_(chunk), CrawlRun.status == "running")
+            .values(status="failed", error=reason, finished_at=utcnow())
+        )
+        count += result.rowcount or 0
+    return count
 
 
 def last_run(session: Session, source_id: int) -> CrawlRun | None:
@@ -158,41 +211,73 @@ def count_articles(session: Session, source_id: int) -> int:
 
 
 # ---------------------------------------------------------------- what the crawl needs to know
+# Each takes many sources (a crawl process opens all its runs at once: one query each, not one per source)
+# and answers by source id; the singular forms are for one source.
+Pending = tuple[str, str | None, datetime | None]
+Recheck = tuple[str, str | None, str | None]
+
+
 def known_urls(session: Session, source_id: int) -> set[str]:
-    return set(session.scalars(select(Article.url).where(Article.source_id == source_id)))
+    return known_urls_by_source(session, [source_id]).get(source_id, set())
 
 
-def urls_to_fetch(session: Session, source_id: int) -> list[tuple[str, str | None, datetime | None]]:
+def known_urls_by_source(session: Session, source_ids: list[int]) -> dict[int, set[str]]:
+    known: dict[int, set[str]] = {sid: set() for sid in source_ids}
+    for chunk in _chunks(source_ids):
+        for sid, url in session.execute(select(Article.source_id, Article.url).where(Article.source_id.in_(chunk))):
+            known[sid].add(url)
+    return known
+
+
+def urls_to_fetch(session: Session, source_id: int) -> list[Pending]:
     """Entries seen on a list page whose article page is not stored yet (new, or failed last time)."""
-    rows = session.execute(
-        select(Article.url, Article.list_title, Article.published_at)
-        .where(Article.source_id == source_id, Article.external.is_(False),
-               Article.status.in_(("pending", "failed")), Article.removed_at.is_(None))
-        .order_by(Article.id)
-    )
-    return [(r.url, r.list_title, r.published_at) for r in rows]
+    return urls_to_fetch_by_source(session, [source_id]).get(source_id, [])
+
+
+def urls_to_fetch_by_source(session: Session, source_ids: list[int]) -> dict[int, list[Pending]]:
+    pending: dict[int, list[Pending]] = {sid: [] for sid in source_ids}
+    for chunk in _chunks(source_ids):
+        rows = session.execute(
+            select(Article.source_id, Article.url, Article.list_title, Article.published_at)
+            .where(Article.source_id.in_(chunk), Article.external.is_(False),
+                   Article.status.in_(("pending", "failed")), Article.removed_at.is_(None))
+            .order_by(Article.id)
+        )
+        for r in rows:
+            pending[r.source_id].append((r.url, r.list_title, r.published_at))
+    return pending
 
 
 def due_rechecks(
     session: Session, source_id: int, now: datetime, recheck_days: int, interval_hours: float
-) -> list[tuple[str, str | None, str | None]]:
+) -> list[Recheck]:
     """Recent stored articles whose last check is older than the interval: (url, etag, last_modified)."""
+    return due_rechecks_by_source(session, [source_id], now, recheck_days, interval_hours).get(source_id, [])
+
+
+def due_rechecks_by_source(
+    session: Session, source_ids: list[int], now: datetime, recheck_days: int, interval_hours: float
+) -> dict[int, list[Recheck]]:
+    due: dict[int, list[Recheck]] = {sid: [] for sid in source_ids}
     if recheck_days <= 0:
-        return []
+        return due
     horizon = now - timedelta(days=recheck_days)
     checked_before = now - timedelta(hours=interval_hours)
-    stmt = (
-        select(Article.url, Article.etag, Article.last_modified)
-        .where(
-            Article.source_id == source_id, Article.external.is_(False), Article.status == "ok",
-            Article.removed_at.is_(None),
-            or_(Article.first_seen_at >= horizon, Article.published_at >= horizon),
+    for chunk in _chunks(source_ids):
+        stmt = (
+            select(Article.source_id, Article.url, Article.etag, Article.last_modified)
+            .where(
+                Article.source_id.in_(chunk), Article.external.is_(False), Article.status == "ok",
+                Article.removed_at.is_(None),
+                or_(Article.first_seen_at >= horizon, Article.published_at >= horizon),
+            )
+            .order_by(Article.published_at.desc(), Article.id.desc())
         )
-        .order_by(Article.published_at.desc(), Article.id.desc())
-    )
-    if interval_hours > 0:
-        stmt = stmt.where(or_(Article.last_checked_at.is_(None), Article.last_checked_at <= checked_before))
-    return [(r.url, r.etag, r.last_modified) for r in session.execute(stmt)]
+        if interval_hours > 0:
+            stmt = stmt.where(or_(Article.last_checked_at.is_(None), Article.last_checked_at <= checked_before))
+        for r in session.execute(stmt):
+            due[r.source_id].append((r.url, r.etag, r.last_modified))
+    return due
 
 
 # ---------------------------------------------------------------- writes

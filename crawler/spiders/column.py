@@ -137,16 +137,16 @@ class ColumnSpider(scrapy.Spider):
         _engine, factory = open_database(self.config.DATABASE_URL)
         self.storage = CrawlStorage(factory, call_later)
         now = utcnow()
-        openings = []
-        for src in self.sources.values():
-            ctx = self.storage.open_run(src, self.run_ids.get(src.name))
-            logger.info("%s: crawl run %d started (%s, %d articles known)", src.name, ctx.run_id,
+        ctxs = self.storage.open_runs(list(self.sources.values()), self.run_ids)
+        for ctx in ctxs:
+            logger.info("%s: crawl run %d started (%s, %d articles known)", ctx.source.name, ctx.run_id,
                         "incremental" if ctx.backfilled else "backfill", len(ctx.known))
-            with transaction(factory) as s:
-                pending = store.urls_to_fetch(s, ctx.source_id)
-                rechecks = store.due_rechecks(s, ctx.source_id, now, self.config.RECHECK_DAYS,
-                                              self.config.RECHECK_INTERVAL)
-            openings.append((ctx, pending, rechecks))
+        ids = [ctx.source_id for ctx in ctxs]
+        with transaction(factory) as s:
+            pending = store.urls_to_fetch_by_source(s, ids)
+            rechecks = store.due_rechecks_by_source(s, ids, now, self.config.RECHECK_DAYS,
+                                                    self.config.RECHECK_INTERVAL)
+        openings = [(ctx, pending[ctx.source_id], rechecks[ctx.source_id]) for ctx in ctxs]
         for ctx, _pending, _rechecks in openings:  # every column's first list page before any article
             list_url = ctx.discovered_list_url or ctx.source.list_url
             if list_url:
@@ -363,13 +363,15 @@ class ColumnSpider(scrapy.Spider):
             if self.storage is None:
                 return
             seconds = time.monotonic() - self.started_monotonic
-            for name, ctx in self.storage.runs.items():
+            for ctx in self.storage.runs.values():
                 if ctx.article_pages and ctx.drifted >= max(1, ctx.article_pages * DRIFT_SHARE):
                     ctx.fail(f"template changed? {ctx.drifted} of {ctx.article_pages} article pages "
                              "yielded no title or body")
-                pages = ctx.list_pages + ctx.article_pages
-                requests = self.requests_sent[name]
-                status = self.storage.finish_run(name, requests=requests, pages=pages, close_reason=reason)
+            statuses = self.storage.finish_runs(  # every run's verdict in one transaction
+                {name: (self.requests_sent[name], ctx.list_pages + ctx.article_pages)
+                 for name, ctx in self.storage.runs.items()}, reason)
+            for name, ctx in self.storage.runs.items():
+                status, requests, pages = statuses[name], self.requests_sent[name], ctx.list_pages + ctx.article_pages
                 logger.info(
                     "crawl %s: %s in %.1fs, %d requests, %d pages, new %d, updated %d, unchanged %d, removed %d, "
                     "failed %d%s",
