@@ -52,7 +52,18 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, Procs, human_bytes, mib, pss, sigterm_as_interrupt, stop_group, synthetic_column  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    Procs,
+    cmdline,
+    human_bytes,
+    mib,
+    proc_stat,
+    pss,
+    sigterm_as_interrupt,
+    stop_group,
+    synthetic_column,
+)
 from bench.service import TreeCpu, crawl_children, free_port, tree_cpu, wait_until  # noqa: E402
 from tests.fixtures.hosts import (  # noqa: E402
     ColumnSpec,
@@ -81,6 +92,7 @@ class RunMeasure:
     peak_pss: int  # bytes, the highest sum over the tree at one sample
     peak_procs: int  # processes in the tree at that sample
     returncode: int
+    peak_parts: list[tuple[str, int]] = field(default_factory=list)
     hits: list[TimedHit] = field(default_factory=list)
     log: str = ""
 
@@ -92,6 +104,7 @@ class PssSampler(threading.Thread):
         super().__init__(daemon=True, name="pss-sampler")
         self.extra, self.interval = extra, interval
         self.peak, self.peak_procs = 0, 0
+        self.peak_parts: list[tuple[str, int]] = []  # (process, PSS) at the peak sample, largest first
         self.halt = threading.Event()
 
     def tree(self) -> list[int]:
@@ -106,9 +119,11 @@ class PssSampler(threading.Thread):
 
     def sample(self) -> None:
         pids = self.tree()
-        total = sum(pss(pid) or 0 for pid in pids)
+        parts = [(pid, pss(pid) or 0) for pid in pids]
+        total = sum(size for _, size in parts)
         if total > self.peak:
             self.peak, self.peak_procs = total, len(pids)
+            self.peak_parts = sorted(((role(pid), size) for pid, size in parts), key=lambda p: -p[1])
 
     def run(self) -> None:
         while not self.halt.is_set():
@@ -118,6 +133,17 @@ class PssSampler(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(5)
+
+
+def role(pid: int) -> str:
+    """A short name for a process of the tree: scheduler.py, forkserver, crawl (a forkserver's child) …"""
+    line = cmdline(pid)
+    if "forkserver" in line:
+        parent = proc_stat(pid)
+        return "crawl" if parent is not None and "forkserver" in cmdline(parent.ppid) else "forkserver"
+    if "resource_tracker" in line:
+        return "resource tracker"
+    return "scheduler.py" + (" --once" if "--once" in line else "") if "scheduler.py" in line else line[:40]
 
 
 def children_cpu() -> float:
@@ -254,7 +280,7 @@ class ScaleBench:
         text = log_path.read_text("utf-8", errors="replace")
         hits = self.take()
         save_hits(log_path.with_suffix(".requests.tsv"), hits)
-        return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, hits, text)
+        return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, sampler.peak_parts, hits, text)
 
 
     def service_cycle(self, db: Path) -> CycleMeasure:
@@ -300,6 +326,9 @@ class ScaleBench:
             t0 = time.monotonic()
             self.take()
             last = max(i for i, _ in since0)
+            # the service between two cycles: from the quiet point to the next cycle's first run row
+            wait_until(lambda: any(i > last for i, _ in run_ids(db)), a.timeout, "the next cycle to start", 0.02)
+            cpu_mid, t_mid = tree_cpu(proc.pid), time.monotonic()
             since1, cpu1, backend1 = wait_until(lambda: quiet(last), a.timeout, "the next scheduled cycle", 0.02)
             window = time.monotonic() - t0
             hits = self.take()
@@ -307,6 +336,7 @@ class ScaleBench:
             sampler.stop()
             stop_group(proc)
             self.procs.procs.remove(proc)
+            reap_orphans()  # the forkserver and resource tracker, orphaned to this subreaper: not the next run's CPU
         cycle = [(i, st) for i, st in since1 if i > last]
         text = log_path.read_text("utf-8", errors="replace")
         save_hits(log_path.with_suffix(".requests.tsv"), hits)
@@ -315,7 +345,8 @@ class ScaleBench:
             service=cpu1.service - cpu0.service, forkserver=cpu1.forkserver - cpu0.forkserver,
             crawls=cpu1.crawls - cpu0.crawls + backend1 - backend0, other=cpu1.other - cpu0.other,
             processes=lines_after(crawled_lines(text), len(since0)),
-            peak_pss=sampler.peak, hits=hits)
+            peak_pss=sampler.peak, peak_parts=sampler.peak_parts, hits=hits,
+            between=cpu_mid.total - cpu0.total, between_s=t_mid - t0)
 
 
 @dataclass
@@ -331,7 +362,10 @@ class CycleMeasure:
     other: float  # resource tracker
     processes: list[int]  # sources per crawl process of the cycle
     peak_pss: int
+    peak_parts: list[tuple[str, int]]
     hits: list[TimedHit]
+    between: float  # CPU seconds of the tree from the quiet point to the cycle's first run row (waiting)
+    between_s: float  # how long that was
 
     @property
     def cpu(self) -> float:
@@ -481,6 +515,8 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
     for m in [backfill, idle, single, *([baseline] if baseline else [])]:
         print(f"{m.label:<28} {m.wall:7.2f} {m.cpu:7.2f} {mib(m.peak_pss):>10} {m.peak_procs:>5} {len(m.hits):>8} "
               f"{sum(h.status == 200 for h in m.hits):>6}")
+    print(f"(backfill) peak PSS {mib(backfill.peak_pss)} = "
+          + " + ".join(f"{name} {mib(size)}" for name, size in backfill.peak_parts))
     print()
     for m in [backfill, *([baseline] if baseline else [])]:
         f = backfill_figures(m, delay, args.slack)
@@ -520,7 +556,13 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
           f"other {service.other:.2f} s) "
           f"over {service.window:.1f} s from quiet point to quiet point; {len(sv_polls)} requests "
           f"({len(sv_polls) / n_sources:.2f} per source), robots.txt {sum(sv_robots.values())} "
-          f"(max {max(sv_robots.values(), default=0)} per host), {len(sv_200)} × 200; peak PSS {mib(service.peak_pss)}")
+          f"(max {max(sv_robots.values(), default=0)} per host), {len(sv_200)} × 200")
+    rate = service.between / service.between_s if service.between_s > 0 else 0.0
+    print(f"    of which waiting for the cycle (the service's own housekeeping: scheduler, dispatcher, feed "
+          f"server's poll of FEEDS_DIR): {service.between:.2f} s over {service.between_s:.1f} s "
+          f"= {rate * 1000:.1f} ms per second")
+    print(f"    peak PSS while the service ran: {mib(service.peak_pss)} = "
+          + " + ".join(f"{name} {mib(size)}" for name, size in service.peak_parts))
     ok_cpu = cpu_per <= TARGET_IDLE_CPU_PER_SOURCE
     ok_service = sv_per <= TARGET_IDLE_CPU_PER_SOURCE and service.runs == n_sources
     ok_marginal = marginal <= TARGET_IDLE_CPU_PER_SOURCE
