@@ -53,9 +53,9 @@ def make_trigger(schedule: Schedule) -> Any:
 
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=SHANGHAI)
-    seconds = schedule.interval()
-    jitter = int(min(60, seconds / 10))  # ≤ 10 % of the interval, at most a minute
-    return IntervalTrigger(seconds=seconds, jitter=jitter or None, timezone=SHANGHAI)
+    # No jitter: a random delay per job spread sources that fall due together over up to a minute, and the
+    # dispatcher then started a crawl process (and fetched robots.txt again) for every straggler.
+    return IntervalTrigger(seconds=schedule.interval(), timezone=SHANGHAI)
 
 
 def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime) -> datetime:
