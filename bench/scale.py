@@ -558,9 +558,9 @@ def report(args: argparse.Namespace, lay: Layout, backfill: RunMeasure, idle: Ru
           f"({len(sv_polls) / n_sources:.2f} per source), robots.txt {sum(sv_robots.values())} "
           f"(max {max(sv_robots.values(), default=0)} per host), {len(sv_200)} × 200")
     rate = service.between / service.between_s if service.between_s > 0 else 0.0
-    print(f"    of which waiting for the cycle (the service's own housekeeping: scheduler, dispatcher, feed "
-          f"server's poll of FEEDS_DIR): {service.between:.2f} s over {service.between_s:.1f} s "
-          f"= {rate * 1000:.1f} ms per second")
+    print(f"    of which before the cycle's run rows were written (the service's housekeeping while it waits, "
+          f"e.g. the feed server's poll of FEEDS_DIR each second; the due jobs, dispatch, locks, run rows): "
+          f"{service.between:.2f} s over {service.between_s:.1f} s = {rate * 1000:.1f} ms per second")
     print(f"    peak PSS while the service ran: {mib(service.peak_pss)} = "
           + " + ".join(f"{name} {mib(size)}" for name, size in service.peak_parts))
     ok_cpu = cpu_per <= TARGET_IDLE_CPU_PER_SOURCE
@@ -601,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=1, help="crawl nodes the backend starts (not used by local)")
     p.add_argument("--service-interval", type=int, default=20,
                    help="schedule (seconds) of every source for the service's idle cycle (default 20: longer than "
-                        "an idle cycle takes; jitter is a tenth of it)")
+                        "an idle cycle takes)")
     p.add_argument("--timeout", type=float, default=900, help="seconds one --once may take (default 900)")
     p.add_argument("--no-subreaper", dest="subreaper", action="store_false", help=argparse.SUPPRESS)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
