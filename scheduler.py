@@ -5,6 +5,7 @@
     python scheduler.py status          a table of sources: articles, last crawl, result, next run
     python scheduler.py publish         rebuild the feeds from the database
     python scheduler.py add URL [--name NAME] [--column NAME]   add a VSB column to the sources file
+    python scheduler.py node [--bind ADDR] [--port N] [--dir DIR]  run a Scrapyd crawl node (CRAWL_BACKEND=scrapyd)
 
 This module only orchestrates: crawling is in ``crawler/``, storage in ``db/``, feeds in ``feeds/``.
 """
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crawler import scrapyd_node
 from crawler.runner import CrawlOutcome, run_crawl
 from crawler.sources import Schedule, Source, SourcesError, load_sources
 from db import store
@@ -246,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("url", help="a column list page, an article page or a home page")
     add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
     add.add_argument("--column", help="the column's name as the site shows it")
+    scrapyd_node.add_parser(sub)
     return parser
 
 
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.LOG_LEVEL)
     if args.command == "add":
         return cmd_add(cfg, args)
+    if args.command == "node":
+        return scrapyd_node.run_node(cfg, args)
     try:
         sources = load_sources(cfg.SOURCES_FILE)
     except SourcesError as exc:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from crawler.cluster_config import CLUSTER_SPEC, check_cluster
 
 PROJECT_URL = "https://github.com/ghu-feeds/ghu-feeds"
 VERSION = "0.1.0"
@@ -110,6 +112,7 @@ SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
                                "overrides HEALTH_MAX_AGE in seconds when set (tests, fast local mirrors)"),
     "DOWNLOAD_TIMEOUT": ("30", _positive_int, "seconds one request to the source may take, connect to last byte"),
     "LOG_LEVEL": ("INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    **CLUSTER_SPEC,
 }
 
 
@@ -133,6 +136,11 @@ class AppConfig:
     # Added later: defaults keep AppConfig(...) calls that predate them working.
     HEALTH_MAX_AGE_SECONDS: int | None = None
     DOWNLOAD_TIMEOUT: int = 30
+    CRAWL_BACKEND: str = "local"
+    SCRAPYD_URLS: tuple[str, ...] = ()
+    SCRAPYD_PROJECT: str = "ghu-feeds"
+    SCRAPYD_USERNAME: str = field(default="", repr=False)
+    SCRAPYD_PASSWORD: str = field(default="", repr=False)
 
     @property
     def feeds_path(self) -> Path:
@@ -157,6 +165,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         values["PUBLIC_URL"] = _url("PUBLIC_URL", values["PUBLIC_URL"])
     else:
         values["PUBLIC_URL"] = f"http://{values['HTTP_HOST']}:{values['HTTP_PORT']}/"
+    try:
+        values.update(check_cluster(values))  # CRAWL_BACKEND, SCRAPYD_*: one message for a bad combination
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return AppConfig(**{f.name: values[f.name] for f in fields(AppConfig)})
 
 

@@ -1,0 +1,91 @@
+"""CRAWL_BACKEND / SCRAPYD_* validation (every command exits 2 with one line) and rendezvous hashing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from crawler.hashing import home, rank
+from settings import ConfigError, load_config
+from tests.fixtures.project import ROOT
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:54329/postgres"
+
+
+def test_defaults_to_local() -> None:
+    cfg = load_config({})
+    assert cfg.CRAWL_BACKEND == "local" and cfg.SCRAPYD_URLS == () and cfg.SCRAPYD_PROJECT == "ghu-feeds"
+
+
+def test_scrapyd_urls_normalized_and_password_not_in_repr() -> None:
+    cfg = load_config({"CRAWL_BACKEND": "Scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": " http://a:6800 ,http://b/x/ ",
+                       "SCRAPYD_USERNAME": "ops", "SCRAPYD_PASSWORD": "s3cr3t-pw"})
+    assert cfg.CRAWL_BACKEND == "scrapyd"
+    assert cfg.SCRAPYD_URLS == ("http://a:6800/", "http://b/x/")
+    assert "s3cr3t-pw" not in repr(cfg) and "ops" not in repr(cfg)
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"CRAWL_BACKEND": "celery"}, "CRAWL_BACKEND must be one of"),
+    ({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG}, "needs SCRAPYD_URLS"),
+    ({"CRAWL_BACKEND": "scrapyd", "SCRAPYD_URLS": "http://127.0.0.1:6800"}, "SQLite"),
+    ({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": "127.0.0.1:6800"}, "not an http"),
+    ({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": "http://a/,http://a"}, "twice"),
+    ({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": "http://u:p@a/"}, "credentials"),
+    ({"SCRAPYD_USERNAME": "ops"}, "set together"),
+    ({"SCRAPYD_PASSWORD": "pw"}, "set together"),
+    ({"SCRAPYD_USERNAME": "a:b", "SCRAPYD_PASSWORD": "pw"}, "':'"),
+    ({"SCRAPYD_PROJECT": "has space"}, "SCRAPYD_PROJECT"),
+])
+def test_invalid_combinations(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(env)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("command", [[], ["--once"], ["status"], ["publish"], ["node", "--port", "0"]])
+def test_every_command_exits_2_with_one_line(command: list[str], tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "CRAWL_BACKEND": "scrapyd", "SCRAPYD_URLS": "http://127.0.0.1:9/",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "SCRAPYD_PASSWORD": "pw-never-shown",
+           "SCRAPYD_USERNAME": "ops"}
+    proc = subprocess.run([sys.executable, "scheduler.py", *command], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SQLite" in lines[0], proc.stderr
+    assert "pw-never-shown" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "x.db").exists()
+
+
+NODES = [f"http://10.0.0.{i}:6800/" for i in range(1, 6)]
+HOSTS = [f"www{i}.example.edu.cn" for i in range(2000)]
+
+
+def test_rank_is_stable_and_a_permutation() -> None:
+    for host in HOSTS[:50]:
+        order = rank(NODES, host)
+        assert sorted(order) == sorted(NODES)
+        assert order == rank(list(reversed(NODES)), host)  # independent of the configured order
+    assert home(NODES, "zzb.ghu.edu.cn") == home(NODES[::-1], "zzb.ghu.edu.cn")
+    with pytest.raises(ValueError):
+        home([], "x")
+
+
+def test_balanced_and_minimal_movement() -> None:
+    counts = Counter(home(NODES, h) for h in HOSTS)
+    assert len(counts) == 5 and min(counts.values()) > 2000 / 5 * 0.8
+    # removing a node moves only its own hosts, each to its next node in hash order
+    gone = NODES[2]
+    rest = [n for n in NODES if n != gone]
+    for h in HOSTS:
+        before = rank(NODES, h)
+        after = home(rest, h)
+        assert after == (before[1] if before[0] == gone else before[0])
+    # adding a node takes about 1/6 of the hosts, all of them to the new node
+    more = [*NODES, "http://10.0.0.9:6800/"]
+    moved = [h for h in HOSTS if home(more, h) != home(NODES, h)]
+    assert all(home(more, h) == more[-1] for h in moved)
+    assert 2000 / 6 * 0.7 < len(moved) < 2000 / 6 * 1.3
