@@ -25,19 +25,15 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.hashing import rank
-from crawler.runner import CrawlOutcome
+from crawler.runner import CrawlOutcome, begin_runs, settle_runs
 from crawler.scrapyd_client import ScrapydClient, ScrapydError
-from crawler.shards import host_of
+from crawler.shards import by_host, host_of, split_by_host
 from crawler.sources import Source
-from db import store
-from db.engine import transaction
-from db.models import CrawlRun
 from settings import AppConfig
 
 logger = logging.getLogger(__name__)
 
 SPIDER = "column"
-STALE_REASON = "crawl process ended before finishing (killed or crashed)"
 
 
 class JobCounter:
@@ -101,18 +97,24 @@ class ScrapydBackend:
         return rank(list(self.clients), host_of(shard[0]))
 
     def shards(self, sources: list[Source], slots: int) -> list[list[Source]]:
-        """One shard per home node: the sources of every host whose first choice it is (slots: unused)."""
+        """Every source, grouped by its host's home node; a node's group split by host into its share of
+        ``slots`` jobs (at least one), so each shard has one home node and a host is in one shard."""
         by_node: dict[str, list[Source]] = {}
-        for src in sources:
-            by_node.setdefault(rank(list(self.clients), host_of(src))[0], []).append(src)
-        return [by_node[url] for url in self.clients if url in by_node]
+        for host, group in by_host(sources).items():
+            by_node.setdefault(rank(list(self.clients), host)[0], []).extend(group)
+        if not by_node:
+            return []
+        per_node = max(1, slots // len(by_node))
+        order = {src.name: i for i, src in enumerate(sources)}
+        return [sorted(shard, key=lambda s: order[s.name])
+                for url in self.clients if url in by_node for shard in split_by_host(by_node[url], per_node)]
 
     # -- one job
     def run(self, shard: list[Source], stop: threading.Event) -> list[CrawlOutcome]:
         started = time.monotonic()
         if not shard:
             return []
-        runs = self._begin_runs(shard)
+        runs = begin_runs(self.factory, shard)
         names = ",".join(s.name for s in shard)
         args = {
             "sources": names,
@@ -134,24 +136,15 @@ class ScrapydBackend:
         if node is None:
             reason = "no Scrapyd node took the job: " + "; ".join(reasons)
             logger.error("crawl %s: %s", names, reason)
-            return self._finish(shard, runs, reason, started)
+            return settle_runs(self.factory, runs, reason, started)
         logger.info("crawl %s: job %s on %s", names, jobid, node)
         result, reason = self._follow(node, jobid, names, stop, started)
-        outcomes = self._finish(shard, runs, reason or f"crawl job {jobid} on {node} ended before recording its "
-                                "result", started)
+        outcomes = settle_runs(self.factory, runs, reason or f"crawl job {jobid} on {node} ended before recording "
+                               "its result", started)
         if result == "finished":
             result = "ok" if all(o.status == "ok" for o in outcomes) else "failed"
         self.jobs.add(node, result)
         return outcomes
-
-    def _begin_runs(self, shard: list[Source]) -> dict[str, int]:
-        runs: dict[str, int] = {}
-        with transaction(self.factory) as s:
-            for src in shard:
-                source_id = store.sync_source(s, src.name, src.title, src.list_url).id
-                store.fail_stale_runs(s, source_id, STALE_REASON)
-                runs[src.name] = store.begin_run(s, source_id).id
-        return runs
 
     def _follow(self, node: str, jobid: str, names: str, stop: threading.Event,
                 started: float) -> tuple[str, str | None]:
@@ -204,18 +197,3 @@ class ScrapydBackend:
             client.cancel(jobid, signal)
         except ScrapydError as exc:
             logger.warning("cancel of job %s failed: %s", jobid, exc)
-
-    def _finish(self, shard: list[Source], runs: dict[str, int], reason: str, started: float) -> list[CrawlOutcome]:
-        outcomes = []
-        with transaction(self.factory) as s:
-            for src in shard:
-                run = s.get(CrawlRun, runs[src.name])
-                if run is None:
-                    raise LookupError(f"crawl run {runs[src.name]} vanished from the database")
-                if run.status == "running":
-                    store.finish_run(s, run.id, "failed", reason)
-                    logger.error("crawl %s: failed: %s", src.name, reason)
-                outcomes.append(CrawlOutcome(src.name, run.id, run.status, run.changed, run.error,
-                                             time.monotonic() - started))
-        return outcomes
-
