@@ -248,3 +248,36 @@ def test_politeness_across_the_cluster(tmp_path: Path, pg_url: str, sites) -> No
         assert len(times) > 40
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert min(gaps) >= delay - 0.01, (host, min(gaps))
+
+
+def test_status_auth_and_metrics(tmp_path: Path, pg_url: str, sites) -> None:
+    from tests.fixtures.service import Service
+
+    secret = "pw-Secret-9"
+    auth = {"SCRAPYD_USERNAME": "crawl", "SCRAPYD_PASSWORD": secret}
+    sources = _sources_file(tmp_path / "sources.toml", {"c": sites["c"]})
+    with Cluster(tmp_path, pg_url, sources, **auth) as cluster:
+        first, second = cluster.nodes
+        env = cluster.env(tmp_path / "feeds", HTTP_PORT=free_port(), **auth)
+
+        def status(**extra: str) -> str:
+            proc = subprocess.run([sys.executable, "scheduler.py", "status"], cwd=ROOT, env={**env, **extra},
+                                  capture_output=True, text=True, timeout=60, check=False)
+            assert proc.returncode == 0, proc.stderr
+            assert secret not in proc.stdout + proc.stderr
+            return proc.stdout
+
+        assert f"node {first.url}: DOWN ({first.url} answered HTTP 401" in status(SCRAPYD_PASSWORD="wrong")
+        first.stop()
+        out = status()
+        assert "backend: scrapyd (project ghu-feeds, 2 nodes)" in out
+        assert f"node {first.url}: DOWN" in out and f"node {second.url}: up" in out
+
+        service = Service(env, tmp_path / "service.log")
+        try:
+            wanted = f'ghu_crawl_jobs_total{{node="{second.url}",result="ok"}} 1'
+            wait_for(lambda: wanted in service.get("/metrics")[2].decode(), 120, "a crawl job in /metrics")
+        finally:
+            service.stop()
+        assert secret not in service.log()
+        assert all(secret not in node.log() for node in cluster.nodes)

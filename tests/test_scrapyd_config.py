@@ -9,6 +9,8 @@ from collections import Counter
 import pytest
 
 from crawler.hashing import home, rank
+from crawler.shards import host_of
+from crawler.sources import Source
 from settings import ConfigError, load_config
 from tests.fixtures.project import ROOT
 
@@ -89,3 +91,35 @@ def test_balanced_and_minimal_movement() -> None:
     moved = [h for h in HOSTS if home(more, h) != home(NODES, h)]
     assert all(home(more, h) == more[-1] for h in moved)
     assert 2000 / 6 * 0.7 < len(moved) < 2000 / 6 * 1.3
+
+
+def _src(name: str, host: str) -> Source:
+    return Source(name=name, title=name, list_url=f"http://{host}:8000/{name}/list.htm")
+
+
+def test_backend_shards_by_home_node() -> None:
+    from crawler.scrapyd_backend import ScrapydBackend
+
+    cfg = load_config({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": ",".join(NODES)})
+    backend = ScrapydBackend(cfg, factory=None)  # type: ignore[arg-type] - sharding touches no database
+    sources = [_src(f"s{i}", f"h{i % 40}.example.edu.cn") for i in range(200)]
+    for slots in (1, 5, 12):
+        shards = backend.shards(sources, slots)
+        assert sorted(s.name for shard in shards for s in shard) == sorted(s.name for s in sources)
+        for shard in shards:  # one home node per shard, and it is the first node tried
+            assert len({home(NODES, host_of(s)) for s in shard}) == 1
+            assert backend.node_order(shard)[0] == home(NODES, host_of(shard[0]))
+        hosts = [{host_of(s) for s in shard} for shard in shards]
+        assert sum(len(h) for h in hosts) == len(set().union(*hosts)) == 40  # a host in one shard only
+        assert len(shards) >= min(slots, 5)
+    assert backend.shards([], 4) == []
+
+
+def test_source_table_round_trip() -> None:
+    from crawler.scrapyd_backend import source_table
+    from crawler.sources import source_from_table
+
+    table = {"name": "x", "title": "X 栏目", "list_url": "http://a/l.htm", "seed_url": "http://a/i/1.htm",
+             "column": "党校工作动态", "selectors": {"body": "div.v_news_content"}, "domains": ["www.a.cn"]}
+    src = source_from_table(table)
+    assert source_from_table(source_table(src)) == src
