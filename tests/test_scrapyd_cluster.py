@@ -281,3 +281,45 @@ def test_status_auth_and_metrics(tmp_path: Path, pg_url: str, sites) -> None:
             service.stop()
         assert secret not in service.log()
         assert all(secret not in node.log() for node in cluster.nodes)
+
+
+@pytest.fixture
+def slow_site(replica_build) -> Iterator[HostSite]:
+    """The replica on 127.0.0.2, one second per response: a crawl that lasts."""
+    site = HostSite(replica_build[0], "127.0.0.2", delay=1.0)
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+def test_job_past_crawl_timeout_is_cancelled(tmp_path: Path, pg_url: str, slow_site: HostSite) -> None:
+    sources = _sources_file(tmp_path / "sources.toml", {"c": slow_site})
+    with Cluster(tmp_path, pg_url, sources) as cluster:
+        result = _once(cluster.env(tmp_path / "feeds", CRAWL_TIMEOUT="4"))
+        node = next(n for n in cluster.nodes if n.job_logs())
+        finished = node.api("listjobs.json?project=ghu-feeds")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "cancelling job" in result.stderr and "timed out after 4 s (CRAWL_TIMEOUT)" in result.stderr
+    assert [r.status for r in _runs(pg_url)] == ["failed"]
+    assert len(finished["finished"]) == 1 and not finished["running"]
+
+
+def test_job_vanished_when_its_node_restarts(tmp_path: Path, pg_url: str, slow_site: HostSite) -> None:
+    sources = _sources_file(tmp_path / "sources.toml", {"c": slow_site})
+    with Cluster(tmp_path, pg_url, sources) as cluster:
+        node = next(n for n in cluster.nodes if home([m.url for m in cluster.nodes], HOSTS[1]) == n.url)
+        with open(tmp_path / "once.log", "wb") as log:
+            once = subprocess.Popen([sys.executable, "scheduler.py", "--once"], cwd=ROOT,
+                                    env=cluster.env(tmp_path / "feeds"), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: node.api("listjobs.json?project=ghu-feeds")["running"], 60, "the job running")
+            node.stop()
+            node.start()  # same port and directory: the node forgot the job
+            assert once.wait(120) == 1
+        finally:
+            if once.poll() is None:
+                once.kill()
+    out = (tmp_path / "once.log").read_text()
+    assert "vanished from node" in out, out[-3000:]
+    assert [r.status for r in _runs(pg_url)] == ["failed"]
