@@ -20,12 +20,14 @@ Memory: peak PSS (shared pages counted once) of the whole process tree, sampled 
 /proc/PID/smaps_rollup every 0.1 s; target < 400 MB at 200 sources. CPU: this process becomes a child
 subreaper, so crawl processes orphaned by an exiting ``--once`` are reaped here and counted too.
 
-``--backend`` selects how crawls are started (``local``: CRAWL_PROCESSES child processes of the service);
-a backend also says which processes besides the ``--once`` tree belong to the measurement (e.g. crawl
-nodes started by the bench).
+``--backend`` selects how crawls are started (``local``: CRAWL_PROCESSES child processes of the service;
+``scrapyd``: ``--nodes`` Scrapyd nodes started with ``python scheduler.py node``, on a fresh PostgreSQL
+database); a backend also says which processes besides the ``--once`` tree belong to the measurement
+(the crawl nodes and their jobs).
 
     .venv/bin/python bench/scale.py [--hosts 20] [--columns 10] [--articles 50] [--delay 0.05]
-                                    [--processes N] [--baseline-processes N] [--backend local] [--strict]
+                                    [--processes N] [--baseline-processes N] [--backend local|scrapyd]
+                                    [--nodes N] [--strict]
 """
 
 from __future__ import annotations
@@ -123,10 +125,11 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def reap_orphans(grace: float = 15.0) -> None:
+def reap_orphans(grace: float = 15.0, keep: list[int] | None = None) -> None:
     """Wait for the processes re-parented to this subreaper (e.g. a crawl process or forkserver the
-    ``--once`` process left behind), so their CPU lands in RUSAGE_CHILDREN; kill them after ``grace`` s."""
-    kids = psutil.Process().children()
+    ``--once`` process left behind), so their CPU lands in RUSAGE_CHILDREN; kill them after ``grace`` s.
+    ``keep``: the backend's own long-running processes (crawl nodes)."""
+    kids = [p for p in psutil.Process().children() if p.pid not in (keep or [])]
     _gone, alive = psutil.wait_procs(kids, timeout=grace)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
@@ -176,7 +179,99 @@ class LocalBackend:
         pass
 
 
-BACKENDS: dict[str, type] = {"local": LocalBackend}
+class PgDatabase:
+    """A throw-away PostgreSQL database on the test server (TEST_POSTGRES_URL, else 127.0.0.1:54329)."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:54329/postgres")
+        self.name = f"ghu_bench_{os.getpid()}_{int(time.time())}"
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+class ScrapydBackend:
+    """CRAWL_BACKEND=scrapyd: ``--nodes`` Scrapyd nodes started with ``python scheduler.py node`` on
+    127.0.0.1, sharing a fresh PostgreSQL database with the scheduler (nodes can't share SQLite). The
+    nodes and their crawl jobs are outside the ``--once`` tree: their CPU (the nodes' own and that of the
+    jobs they reaped) and PSS are added."""
+
+    name = "scrapyd"
+
+    def __init__(self, args: argparse.Namespace, procs: Procs, tmp: Path) -> None:
+        import json
+        import socket
+        import urllib.request
+
+        if args.baseline_processes:
+            raise SystemExit("--baseline-processes compares CRAWL_PROCESSES of the local backend only")
+        self.processes_ = args.processes
+        self.db = PgDatabase()
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL", "CRAWL_"))}
+        env.update({"DATABASE_URL": self.db.url, "CRAWL_DELAY": str(args.delay), "LOG_LEVEL": "INFO",
+                    "PYTHONPATH": str(ROOT)})
+        for i in range(args.nodes):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            with open(tmp / f"node{i}.log", "wb") as log:
+                self.nodes.append(procs.popen([sys.executable, "scheduler.py", "node", "--port", str(port),
+                                               "--dir", str(tmp / f"node{i}")], cwd=ROOT, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT))
+            self.urls.append(f"http://127.0.0.1:{port}/")
+        def up(url: str) -> bool:
+            try:
+                with urllib.request.urlopen(url + "daemonstatus.json", timeout=2) as resp:  # noqa: S310
+                    return json.load(resp).get("status") == "ok"
+            except (OSError, ValueError):
+                return False
+
+        deadline = time.monotonic() + 60
+        for url, node in zip(self.urls, self.nodes, strict=True):
+            while not up(url):
+                if node.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"Scrapyd node {url} did not start (see {tmp}/node*.log, --keep)")
+                time.sleep(0.2)
+
+    def database_url(self) -> str:
+        return self.db.url
+
+    def env(self) -> dict[str, str]:
+        env = {"CRAWL_BACKEND": "scrapyd", "SCRAPYD_URLS": ",".join(self.urls), "DATABASE_URL": self.db.url}
+        if self.processes_:
+            env["CRAWL_PROCESSES"] = str(self.processes_)
+        return env
+
+    def processes(self) -> list[int]:
+        return [node.pid for node in self.nodes if node.poll() is None]
+
+    def cpu(self) -> float:
+        total = 0.0
+        for pid in self.processes():
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def close(self) -> None:
+        for node in self.nodes:
+            stop_group(node)
+        self.db.drop()
+
+
+BACKENDS: dict[str, type] = {"local": LocalBackend, "scrapyd": ScrapydBackend}
 
 
 # ---------------------------------------------------------------- the bench
@@ -215,6 +310,7 @@ class ScaleBench:
         self.all_sources = write_sources(tmp / "sources.toml", lay, self.servers)
 
     def env(self, db: Path, sources: Path, **extra: str) -> dict[str, str]:
+        """SQLite at ``db``, unless the backend brings its own database (scrapyd: PostgreSQL)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL", "CRAWL_"))}
         env.update({"DATABASE_URL": f"sqlite:///{db}", "SOURCES_FILE": str(sources),
                     "FEEDS_DIR": str(db.parent / "feeds"), "CRAWL_DELAY": str(self.args.delay),
@@ -244,13 +340,23 @@ class ScaleBench:
             wall = time.monotonic() - started
             self.procs.procs.remove(proc)
         sampler.stop()
-        reap_orphans()
+        reap_orphans(keep=self.backend.processes())
         cpu = children_cpu() - cpu0 + self.backend.cpu() - backend0
         text = log_path.read_text("utf-8", errors="replace")
         return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, self.take(), text)
 
 
-def run_rows(db: Path) -> Counter[str]:
+def run_rows(db: Path | str) -> Counter[str]:
+    """Crawl runs by status, from the SQLite file ``db`` or a database URL."""
+    if isinstance(db, str):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db)
+        try:
+            with engine.connect() as conn:
+                return Counter(status for (status,) in conn.execute(text("SELECT status FROM crawl_runs")))
+        finally:
+            engine.dispose()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return Counter(status for (status,) in conn.execute("SELECT status FROM crawl_runs"))
 
@@ -264,7 +370,7 @@ def backfill_figures(m: RunMeasure, delay: float, slack: float) -> dict[str, flo
             "violations": len(politeness_violations(m.hits, delay, slack)), "min_gap": min_gap(m.hits)}
 
 
-def check_run(m: RunMeasure, db: Path, sources: int) -> None:
+def check_run(m: RunMeasure, db: Path | str, sources: int) -> None:
     rows = run_rows(db)
     if m.returncode != 0 or rows.get("ok", 0) < sources:
         tail = "\n".join(m.log.splitlines()[-30:])
@@ -292,16 +398,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{args.hosts} hosts × {args.columns} columns × {args.articles} articles = {n_sources} sources, "
                       f"{pages * args.hosts} pages to fetch ({pages} per host + robots.txt), built in "
                       f"{time.monotonic() - t0:.1f} s; CRAWL_DELAY={delay}; backend {backend.name}"
+                      f"{f' ({args.nodes} nodes, PostgreSQL)' if backend.name == 'scrapyd' else ''}"
                       f"{f', CRAWL_PROCESSES={args.processes}' if args.processes else ''}; {os.cpu_count()} CPUs; "
                       f"load average {os.getloadavg()[0]:.1f}", flush=True)
                 db = tmp / "main" / "ghu.db"
                 db.parent.mkdir()
                 env = bench.env(db, bench.all_sources)
+                rows_db = backend.database_url() if hasattr(backend, "database_url") else db
                 backfill = bench.once("backfill", env)
-                check_run(backfill, db, n_sources)
+                check_run(backfill, rows_db, n_sources)
                 print(f"backfill done in {backfill.wall:.1f} s", flush=True)
                 idle = bench.once("idle", env)
-                check_run(idle, db, 2 * n_sources)
+                check_run(idle, rows_db, 2 * n_sources)
                 one = write_sources(tmp / "one.toml", lay, bench.servers, [next(iter(lay.sources))])
                 single = bench.once("idle, 1 source", bench.env(db, one))
                 baseline = None
