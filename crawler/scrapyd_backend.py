@@ -169,6 +169,8 @@ class ScrapydBackend:
                 state = "unknown"
             if state == "finished":
                 return result, why
+            if state is None and cancelled_at is not None:
+                return result, why  # cancelled while still pending: Scrapyd dropped it from its queue
             if state is None:
                 logger.error("crawl %s: job %s vanished from node %s (node restarted?)", names, jobid, node)
                 return "vanished", f"crawl job {jobid} vanished from node {node} (node restarted?)"

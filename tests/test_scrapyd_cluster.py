@@ -137,6 +137,7 @@ BUILD_TIMES = [
     re.compile(rb"<lastBuildDate>[^<]*</lastBuildDate>"),
     re.compile(rb"(<feed[^>]*>(?:(?!<entry).)*?<updated>)[^<]*(</updated>)", re.S),
     re.compile(rb"<generator[^>]*>[^<]*</generator>"),
+    re.compile(b"(Last crawl: )[0-9: -]+()"),  # index.html: when the last crawl ended
 ]
 
 
@@ -237,17 +238,33 @@ def test_node_killed_mid_job_fails_the_run_and_the_next_run_completes(tmp_path: 
     assert not [r for r in _runs(pg_url) if r.status == "running"]
 
 
-def test_politeness_across_the_cluster(tmp_path: Path, pg_url: str, sites) -> None:
-    delay = 0.1
-    sources = _sources_file(tmp_path / "sources.toml", sites)
-    with Cluster(tmp_path, pg_url, sources, CRAWL_DELAY=str(delay)) as cluster:
-        result = _once(cluster.env(tmp_path / "feeds", CRAWL_DELAY=str(delay)))
-        assert result.returncode == 0, result.stderr[-3000:]
-    for host in HOSTS:
-        times = sorted(h.at for s in sites.values() for h in s.hits if h.host == host)
-        assert len(times) > 40
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert min(gaps) >= delay - 0.01, (host, min(gaps))
+def test_politeness_across_the_cluster(tmp_path: Path, pg_url: str) -> None:
+    """Two sources on 127.0.0.1 (two ports: one host for Scrapy) and one on 127.0.0.2, on two nodes.
+
+    The slack covers when the servers' threads get to log a request on this shared 2-CPU machine (under
+    load up to ~30 ms); a second node crawling the same host would show gaps near 0.
+    """
+    from tests.fixtures.site import BASE_ARTICLES, build_site
+
+    delay, slack = 0.3, 0.05
+    root = tmp_path / "small-site"
+    build_site(root, articles=BASE_ARTICLES[:12])
+    sites = {"a": HostSite(root, "127.0.0.1"), "b": HostSite(root, "127.0.0.1"), "c": HostSite(root, "127.0.0.2")}
+    try:
+        sources = _sources_file(tmp_path / "sources.toml", sites)
+        with Cluster(tmp_path, pg_url, sources, CRAWL_DELAY=str(delay)) as cluster:
+            result = _once(cluster.env(tmp_path / "feeds", CRAWL_DELAY=str(delay)))
+            assert result.returncode == 0, result.stderr[-3000:]
+            by_host = cluster.hosts_by_node()
+        assert all(len(nodes) == 1 for nodes in by_host.values()) and len(by_host) == 2, by_host
+        for host in HOSTS:
+            times = sorted(h.at for s in sites.values() for h in s.hits if h.host == host)
+            assert len(times) > 10
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            assert min(gaps) >= delay - slack, (host, sorted(gaps)[:5])
+    finally:
+        for site in sites.values():
+            site.stop()
 
 
 def test_status_auth_and_metrics(tmp_path: Path, pg_url: str, sites) -> None:
@@ -293,16 +310,19 @@ def slow_site(replica_build) -> Iterator[HostSite]:
         site.stop()
 
 
-def test_job_past_crawl_timeout_is_cancelled(tmp_path: Path, pg_url: str, slow_site: HostSite) -> None:
-    sources = _sources_file(tmp_path / "sources.toml", {"c": slow_site})
-    with Cluster(tmp_path, pg_url, sources) as cluster:
-        result = _once(cluster.env(tmp_path / "feeds", CRAWL_TIMEOUT="4"))
-        node = next(n for n in cluster.nodes if n.job_logs())
-        finished = node.api("listjobs.json?project=ghu-feeds")
+def test_job_past_crawl_timeout_is_cancelled(tmp_path: Path, pg_url: str, replica_build) -> None:
+    site = HostSite(replica_build[0], "127.0.0.2", delay=3.0)  # a crawl of a minute or more
+    try:
+        sources = _sources_file(tmp_path / "sources.toml", {"c": site})
+        with Cluster(tmp_path, pg_url, sources) as cluster:
+            result = _once(cluster.env(tmp_path / "feeds", CRAWL_TIMEOUT="8"), timeout=120)
+            jobs = [node.api("listjobs.json?project=ghu-feeds") for node in cluster.nodes]
+    finally:
+        site.stop()
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "cancelling job" in result.stderr and "timed out after 4 s (CRAWL_TIMEOUT)" in result.stderr
+    assert "cancelling job" in result.stderr and "timed out after 8 s (CRAWL_TIMEOUT)" in result.stderr
     assert [r.status for r in _runs(pg_url)] == ["failed"]
-    assert len(finished["finished"]) == 1 and not finished["running"]
+    assert not [j for node in jobs for j in node["running"] + node["pending"]]
 
 
 def test_job_vanished_when_its_node_restarts(tmp_path: Path, pg_url: str, slow_site: HostSite) -> None:
