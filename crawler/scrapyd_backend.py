@@ -127,6 +127,11 @@ class ScrapydBackend:
             try:
                 self.clients[url].schedule(SPIDER, jobid, args)
             except ScrapydError as exc:
+                if exc.maybe_done:  # the node may have taken the job and answered too late
+                    if self._knows(url, jobid):
+                        node = url
+                        break
+                    self._cancel(self.clients[url], jobid, "KILL")  # best effort: never two nodes on one host
                 reasons.append(str(exc))
                 self.jobs.add(url, "refused")
                 logger.warning("crawl %s: node %s did not take the job (%s); next node in hash order", names, url, exc)
@@ -192,6 +197,12 @@ class ScrapydBackend:
                 time.sleep(self.poll)
             else:
                 stop.wait(self.poll)
+
+    def _knows(self, url: str, jobid: str) -> bool:
+        try:
+            return self.clients[url].status(jobid) is not None
+        except ScrapydError:
+            return False
 
     @staticmethod
     def _cancel(client: ScrapydClient, jobid: str, signal: str) -> None:

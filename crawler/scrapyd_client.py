@@ -17,7 +17,14 @@ USER_AGENT = "ghu-feeds-scheduler"
 
 
 class ScrapydError(Exception):
-    """The node is unreachable, answered with an HTTP error, or refused the request (``status: error``)."""
+    """The node is unreachable, answered with an HTTP error, or refused the request (``status: error``).
+
+    ``maybe_done``: the request may have reached the node (it timed out waiting for the answer).
+    """
+
+    def __init__(self, message: str, maybe_done: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
 
 
 class ScrapydClient:
@@ -30,7 +37,9 @@ class ScrapydClient:
     def __repr__(self) -> str:
         return f"ScrapydClient({self.url!r}, project={self.project!r})"
 
-    def _call(self, endpoint: str, params: list[tuple[str, str]], post: bool = False) -> dict[str, Any]:
+    def _call(self, endpoint: str, params: list[tuple[str, str]], post: bool = False,
+              timeout: float | None = None) -> dict[str, Any]:
+        timeout = timeout or self.timeout
         query = urllib.parse.urlencode(params)
         url = self.url + endpoint
         data = None
@@ -42,12 +51,17 @@ class ScrapydClient:
         if self._auth:
             req.add_header("Authorization", self._auth)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - configured node URLs
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - configured node URLs
                 body = resp.read()
         except urllib.error.HTTPError as exc:
             raise ScrapydError(f"{self.url} answered HTTP {exc.code} to {endpoint}") from None
+        except TimeoutError:
+            raise ScrapydError(f"{self.url} did not answer {endpoint} within {timeout:g} s", maybe_done=True) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise ScrapydError(f"{self.url} did not answer {endpoint} within {timeout:g} s",
+                                   maybe_done=True) from None
             raise ScrapydError(f"{self.url} unreachable: {reason}") from None
         try:
             answer = json.loads(body)
@@ -65,7 +79,8 @@ class ScrapydClient:
         params = [("project", self.project), ("spider", spider), ("jobid", jobid)]
         params += [("setting", f"{k}={v}") for k, v in (settings or {}).items()]
         params += list(args.items())
-        return str(self._call("schedule.json", params, post=True)["jobid"])
+        # the node's first schedule.json of a project runs `scrapy list` in a subprocess: allow for that
+        return str(self._call("schedule.json", params, post=True, timeout=max(self.timeout, 60))["jobid"])
 
     def status(self, jobid: str) -> str | None:
         """pending, running, finished, or None when the node does not know the job (restarted since)."""
