@@ -13,7 +13,14 @@ from typing import Any
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
 from scrapy.utils.request import RequestFingerprinter
 from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TCPTimedOutError, TimeoutError
@@ -98,12 +105,13 @@ class SourceRequestFingerprinter(RequestFingerprinter):
             return base
         purpose = getattr(request.callback, "__name__", "")
         hops = len(request.meta.get("redirect_urls") or ())
-        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode()).digest()  # noqa: S324 - not for security
+        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode(), usedforsecurity=False).digest()
 
 
 # Failures of the network, not of our code: one log line with the reason, no traceback.
-NETWORK_ERRORS = (DNSLookupError, ConnectError, TCPTimedOutError, TimeoutError, ResponseNeverReceived,
-                  ConnectionLost)
+NETWORK_ERRORS = (CannotResolveHostError, DownloadConnectionRefusedError, DownloadTimeoutError, DownloadFailedError,
+                  ResponseDataLossError, DNSLookupError, ConnectError, TCPTimedOutError, TimeoutError,
+                  ResponseNeverReceived, ConnectionLost)
 
 
 class OneLineNetworkErrors(logging.Filter):

@@ -36,12 +36,12 @@ pytestmark = pytest.mark.slow
 
 DELAY = 0.3
 HOST_A, HOST_B = "127.0.0.1", "127.0.0.2"
-# 8 articles on one list page each on host A; 24 articles on 3 list pages on host B: ~28 requests per host
+# 12 articles on 2 list pages each on host A; 36 articles on 5 list pages on host B: ~41 requests per host
 COLUMNS = {
-    HOST_A: [ColumnSpec("dxgzdt", "党校工作动态", 1015, BASE_ARTICLES[0:8]),
-             ColumnSpec("tzgg", "通知公告", 1016, BASE_ARTICLES[8:16], list_dir="tzgg"),
-             ColumnSpec("xxyd", "学习园地", 1017, BASE_ARTICLES[16:24], list_dir="xxyd")],
-    HOST_B: [ColumnSpec("djdt", "党建动态", 1020, BASE_ARTICLES[0:24], list_dir="djgz")],
+    HOST_A: [ColumnSpec("dxgzdt", "党校工作动态", 1015, BASE_ARTICLES[0:12]),
+             ColumnSpec("tzgg", "通知公告", 1016, BASE_ARTICLES[12:24], list_dir="tzgg"),
+             ColumnSpec("xxyd", "学习园地", 1017, BASE_ARTICLES[24:36], list_dir="xxyd")],
+    HOST_B: [ColumnSpec("djdt", "党建动态", 1020, BASE_ARTICLES[0:36], list_dir="djgz")],
 }
 
 
