@@ -292,7 +292,7 @@ def cmd_status(cfg: AppConfig, sources: dict[str, Source]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
-    print("\n".join(node_report(cfg)))  # the backend; with scrapyd each node's reachability and running jobs
+    print("\n" + "\n".join(node_report(cfg)))  # the backend; with scrapyd each node's reachability and jobs
     return 0
 
 
