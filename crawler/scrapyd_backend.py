@@ -34,6 +34,7 @@ from settings import AppConfig
 logger = logging.getLogger(__name__)
 
 SPIDER = "column"
+MAX_TABLES_BYTES = 96 * 1024  # Scrapyd passes spider arguments on the crawl's command line (MAX_ARG_STRLEN 128 KiB)
 
 
 class JobCounter:
@@ -77,6 +78,12 @@ def source_table(src: Source) -> dict[str, Any]:
     return table
 
 
+def _parts_for_args(sources: list[Source]) -> int:
+    """Shards needed so each job's ``-a source_tables=…`` stays under Linux's 128 KiB per argument."""
+    size = sum(len(json.dumps(source_table(s), ensure_ascii=False).encode()) + 2 for s in sources)
+    return -(-size // MAX_TABLES_BYTES)
+
+
 class ScrapydBackend:
     name = "scrapyd"
 
@@ -107,7 +114,8 @@ class ScrapydBackend:
         per_node = max(1, slots // len(by_node))
         order = {src.name: i for i, src in enumerate(sources)}
         return [sorted(shard, key=lambda s: order[s.name])
-                for url in self.clients if url in by_node for shard in split_by_host(by_node[url], per_node)]
+                for url in self.clients if url in by_node
+                for shard in split_by_host(by_node[url], max(per_node, _parts_for_args(by_node[url])))]
 
     # -- one job
     def run(self, shard: list[Source], stop: threading.Event) -> list[CrawlOutcome]:

@@ -123,3 +123,17 @@ def test_source_table_round_trip() -> None:
              "column": "党校工作动态", "selectors": {"body": "div.v_news_content"}, "domains": ["www.a.cn"]}
     src = source_from_table(table)
     assert source_from_table(source_table(src)) == src
+
+
+def test_big_shards_split_to_fit_the_command_line() -> None:
+    import json
+
+    from crawler.scrapyd_backend import MAX_TABLES_BYTES, ScrapydBackend, source_table
+
+    cfg = load_config({"CRAWL_BACKEND": "scrapyd", "DATABASE_URL": PG, "SCRAPYD_URLS": NODES[0]})
+    sources = [Source(name=f"s{i}", title="党校工作动态" * 4, list_url=f"http://h{i % 300}.example.edu.cn/dxgz/{i}.htm",
+                      column="党校工作动态") for i in range(3000)]
+    shards = ScrapydBackend(cfg, factory=None).shards(sources, 1)  # type: ignore[arg-type]
+    assert len(shards) > 1 and sum(len(s) for s in shards) == 3000
+    for shard in shards:
+        assert len(json.dumps([source_table(s) for s in shard], ensure_ascii=False).encode()) < MAX_TABLES_BYTES * 1.2
