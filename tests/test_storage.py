@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from crawler import storage as storage_module
@@ -58,24 +57,39 @@ def test_items_of_two_sources_are_stored_in_batches_with_a_run_each(db_url: str,
     assert ("one3.htm", "ok") in stored and ("two1.htm", "failed") in stored and ("one5.htm", "pending") in stored
 
 
-def test_an_item_that_raises_is_the_only_one_lost_and_fails_nothing_else(db_url: str) -> None:
+def test_an_item_that_raises_is_the_only_one_lost_and_fails_nothing_else(db_url: str, caplog) -> None:
     _, factory = open_database(db_url)
     storage = CrawlStorage(factory)
     storage.open_run(ONE)
     storage.open_run(TWO)
     storage.store(_article("one", 1))
     storage.store(_article("two", 1))
-    broken = _article("one", 2, body="\x00")  # PostgreSQL refuses NUL in text; break SQLite the same way below
-    if db_url.startswith("sqlite"):
-        broken = ArticleItem("one", store.ArticleRecord(url=None, title="x", published_at=None,  # type: ignore
-                                                        body_html="x", body_text="x"))
-    with pytest.raises(Exception):  # noqa: B017 - whichever error the database raises
-        storage.store(broken)
+    broken = ArticleItem("one", store.ArticleRecord(url=None, title="x", published_at=None,  # type: ignore[arg-type]
+                                                    body_html="x", body_text="x"))  # articles.url is NOT NULL
+    storage.store(broken)
     storage.store(_article("one", 3))
     storage.commit()
     assert sorted(a.url.rsplit("/", 1)[1] for a in _rows(factory)) == ["one1.htm", "one3.htm", "two1.htm"]
+    assert "could not store" in caplog.text and "left out" in caplog.text
     assert storage.finish_run("one", 0, 3, "finished") == "ok"
-    assert (storage.runs["one"].counts["new"], storage.runs["two"].counts["new"]) == (2, 1)  # counted once committed
+    assert (storage.runs["one"].counts["new"], storage.runs["two"].counts["new"]) == (2, 1)
+
+
+def test_a_batch_holds_no_transaction_while_items_arrive(tmp_path) -> None:
+    """Another process can write between two items: the write lock is taken only while a batch is written."""
+    import sqlite3
+
+    db = tmp_path / "ghu.db"
+    _, factory = open_database(f"sqlite:///{db}")
+    storage = CrawlStorage(factory)
+    storage.open_run(ONE)
+    storage.store(_article("one", 1))
+    other = sqlite3.connect(db, timeout=0)  # no waiting: "database is locked" if a writer held the lock
+    other.execute("UPDATE sources SET title = title")
+    other.commit()
+    other.close()
+    storage.commit()
+    assert [a.status for a in _rows(factory)] == ["ok"]
 
 
 def test_a_run_stopped_early_fails_and_keeps_its_stored_items(db_url: str) -> None:
