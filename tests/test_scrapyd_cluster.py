@@ -88,8 +88,12 @@ class Cluster:
         self.nodes = [Node(tmp_path / f"node{i}", env, port) for i, port in enumerate(ports)]
 
     def __enter__(self) -> Cluster:
-        for node in self.nodes:
-            node.start()
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
