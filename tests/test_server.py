@@ -1,4 +1,4 @@
-"""feeds.server over real loopback sockets: content negotiation, validators, routing, endpoints.
+"""feeds.server (uvicorn) over real loopback sockets: content negotiation, validators, routing, endpoints.
 
 Robustness (malformed input, traversal, timeouts, pipelining, shutdown) is in
 tests/test_server_robustness.py.  Shared helpers live in tests/test_server_support.py.
@@ -223,14 +223,15 @@ def test_keep_alive_reuses_one_connection(site) -> None:
         conn.close()
 
 
-def test_http10_closes_unless_keep_alive(site) -> None:
+def test_http10_closes(site) -> None:
+    """uvicorn answers HTTP/1.0 and then closes, even when asked to keep the connection alive."""
     data = raw_exchange(site["port"], b"GET /ghu.json HTTP/1.0\r\n\r\n")  # no Host needed in 1.0
     (status, headers, body), = read_responses(data)
     assert status == 200 and headers["connection"] == "close"
+    assert body == (site["feeds"] / "ghu.json").read_bytes()
     data = raw_exchange(site["port"], b"GET /ghu.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
                                       b"GET /ghu.atom HTTP/1.0\r\n\r\n")
-    responses = read_responses(data)
-    assert [(r[0], r[1]["connection"]) for r in responses] == [(200, "keep-alive"), (200, "close")]
+    assert [(r[0], r[1]["connection"]) for r in read_responses(data)] == [(200, "close")]
 
 
 def test_healthz_json_and_cache(site) -> None:
