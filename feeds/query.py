@@ -162,6 +162,11 @@ def load_snapshot(session: Session) -> Snapshot:
     return Snapshot(sources=tuple(out))
 
 
+def article_record(source_name: str, a: Article) -> ArticleRec:
+    """An ORM article (attachments loaded) as the immutable record every format renders."""
+    return _article(source_name, a)
+
+
 def _article(source_name: str, a: Article) -> ArticleRec:
     return ArticleRec(
         source_name=source_name,
