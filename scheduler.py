@@ -115,6 +115,7 @@ class Service:
             cache_max_age=max(1, min(1800, shortest // 2)),  # half the crawl interval, at most 30 min
             health=lambda: health(self.factory, self.cfg.health_max_age_minutes, names),
             metrics=lambda: metrics(self.factory),
+            session_factory=self.factory, public_url=self.cfg.PUBLIC_URL,  # /search
         )
         return self.server.start_in_thread()
 
