@@ -58,7 +58,9 @@ def activity_chart(counts: list[tuple[str, int]]) -> str:
         h = 0.0 if top == 0 else (BASE - 14) * n / top
         body.append(f'<rect class="bar" x="{i * step + 1:.1f}" y="{BASE - h:.1f}" width="{step - 2:.1f}" '
                     f'height="{h:.1f}" fill="#4a78b5"><title>{month}: {n} 篇 articles</title></rect>')
-        if i % 6 == 0 or i == len(counts) - 1:
+        if i == len(counts) - 1:
+            body.append(_text(WIDTH - 2, BASE + 12, month, "end"))
+        elif i % 6 == 0 and i < len(counts) - 3:
             body.append(_text(i * step + 1, BASE + 12, month))
     body.append(_text(WIDTH - 2, 10, f"最多 max {top}", "end"))
     first, last = (counts[0][0], counts[-1][0]) if counts else ("", "")
@@ -90,7 +92,9 @@ def runs_chart(runs: list[RunRec]) -> str:
     body.append(_text(WIDTH - 2, 10, f"最长 longest {top:.0f} s", "end"))
     ok = sum(r.status == "ok" for r in runs)
     failed = sum(r.status == "failed" for r in runs)
-    if runs:
+    if not runs:
+        body.append(_text(WIDTH / 2, BASE / 2, "尚无抓取 No crawls yet", "middle"))
+    else:
         body.append(_text(0, BASE + 12, f"{local_time(runs[0].started_at):%Y-%m-%d}"))
         body.append(_text(WIDTH - 2, BASE + 12, f"{local_time(runs[-1].started_at):%Y-%m-%d}", "end"))
     return _svg(f"最近 {len(runs)} 次抓取 Last {len(runs)} crawls: {ok} 成功 ok, {failed} 失败 failed", body)
