@@ -29,8 +29,13 @@ SQLITE_UP = [
     "VALUES ('delete', old.id, old.title, old.body_text); "
     "INSERT INTO articles_fts(rowid, title, body_text) VALUES (new.id, new.title, new.body_text); END",
     "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
+    # Search results newest first without reading article rows (whose bodies span overflow pages): the
+    # query walks this covering index in feed order and probes the FTS matches, stopping after one page.
+    "CREATE INDEX ix_articles_search_order ON articles (coalesce(published_at, first_seen_at), "
+    "coalesce(newsid, -1), id, source_id, status, external) WHERE removed_at IS NULL",
 ]
 SQLITE_DOWN = [
+    "DROP INDEX IF EXISTS ix_articles_search_order",
     "DROP TRIGGER IF EXISTS articles_fts_au",
     "DROP TRIGGER IF EXISTS articles_fts_ad",
     "DROP TRIGGER IF EXISTS articles_fts_ai",
