@@ -13,8 +13,9 @@ Only what the feeds show is found: fetched or external articles, never removed o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Article, Source
@@ -75,31 +76,31 @@ def search(session: Session, query: str, source: str | None = None, page: int = 
     long_terms = [w for w in terms if len(w) >= MIN_INDEXED]
     short_terms = [w for w in terms if len(w) < MIN_INDEXED]
     sqlite = session.get_bind().dialect.name == "sqlite"
-    params: dict[str, object] = {"ok": "ok", "yes": True, "lim": per_page + 1, "off": (page - 1) * per_page}
-    where = ["a.removed_at IS NULL", "(a.status = :ok OR a.external = :yes)"]
+    stmt = select(Article.id).where(Article.removed_at.is_(None),
+                                    or_(Article.status == "ok", Article.external.is_(True)))
     if source_id is not None:
-        where.append("a.source_id = :sid")
-        params["sid"] = source_id
-    op = "LIKE" if sqlite else "ILIKE"
+        stmt = stmt.where(Article.source_id == source_id)
+
+    def like(column: Any, word: str) -> ColumnElement[bool]:
+        return column.like(_like(word), escape="\\") if sqlite else column.ilike(_like(word), escape="\\")
+
     if long_terms and sqlite:
-        # "+a.id": not a rowid lookup per match (then a sort of every match), but a walk of
+        # "+articles.id": not a rowid lookup per match (then a sort of every match), but a walk of
         # ix_articles_search_order in feed order that stops after one page (migration 0002_search).
-        where.append("+a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH :m)")
-        params["m"] = " AND ".join(_fts_phrase(w) for w in long_terms)
-    elif long_terms:
-        for i, w in enumerate(long_terms):
-            where.append(f"(a.title ILIKE :l{i} ESCAPE '\\' OR a.body_text ILIKE :l{i} ESCAPE '\\')")
-            params[f"l{i}"] = _like(w)
-    for i, w in enumerate(short_terms):
-        params[f"s{i}"] = _like(w)
-        if long_terms:
-            where.append(f"(a.title {op} :s{i} ESCAPE '\\' OR a.body_text {op} :s{i} ESCAPE '\\')")
-        else:
-            where.append(f"a.title {op} :s{i} ESCAPE '\\'")
-    sql = (f"SELECT a.id FROM articles a WHERE {' AND '.join(where)} "
-           "ORDER BY coalesce(a.published_at, a.first_seen_at) DESC, coalesce(a.newsid, -1) DESC, a.id DESC "
-           "LIMIT :lim OFFSET :off")
-    ids = [row[0] for row in session.execute(text(sql), params)]
+        matches = select(literal_column("rowid")).select_from(text("articles_fts")).where(
+            text("articles_fts MATCH :m").bindparams(m=" AND ".join(_fts_phrase(w) for w in long_terms)))
+        stmt = stmt.where(literal_column("+articles.id").in_(matches))
+    else:
+        stmt = stmt.where(*(or_(like(Article.title, w), like(Article.body_text, w)) for w in long_terms))
+    for w in short_terms:
+        stmt = stmt.where(or_(like(Article.title, w), like(Article.body_text, w)) if long_terms
+                          else like(Article.title, w))
+    stmt = stmt.order_by(
+        func.coalesce(Article.published_at, Article.first_seen_at).desc(),
+        func.coalesce(Article.newsid, literal_column("-1")).desc(),  # literal: the index's expression
+        Article.id.desc(),
+    ).limit(per_page + 1).offset((page - 1) * per_page)
+    ids = list(session.scalars(stmt))
     has_more = len(ids) > per_page
     ids = ids[:per_page]
     rows = {a.id: a for a in session.scalars(
