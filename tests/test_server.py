@@ -360,3 +360,27 @@ def test_access_log_only_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         assert any("GET /ghu.xml 200" in m for m in lines) is expect
         assert any("GET /missing 404" in m for m in lines) is expect
         assert not [r for r in caplog.records if r.levelno >= logging.INFO and "GET" in r.getMessage()]
+
+
+def test_extra_routes_are_mounted_after_published_files(tmp_path: Path) -> None:
+    """Other modules mount dynamic routes (e.g. /media/...): they answer what no published file does."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def media(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse(f"media {request.path_params['path']}")
+
+    async def shadowed(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("route")
+
+    feeds = make_feeds_dir(tmp_path)
+    server = FeedServer(feeds, "127.0.0.1", 0, extra_routes=[
+        Mount("/media", routes=[Route("/{path:path}", media)]), Route("/ghu.xml", shadowed)])
+    _, port = server.start_in_thread()
+    try:
+        status, _, body = request(port, "GET", "/media/1/a.jpg")
+        assert (status, body) == (200, b"media 1/a.jpg")
+        assert request(port, "GET", "/ghu.xml")[2] == (feeds / "ghu.xml").read_bytes()
+        assert request(port, "GET", "/nothing")[0] == 404
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ pipelining, slow and vanishing clients, and prompt shutdown.  Real sockets, no m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -321,3 +322,36 @@ def test_server_survives_random_garbage(site) -> None:
         data = raw_exchange(site["port"], blob, half_close=True, timeout=3)
         assert SECRET not in data
     assert request(site["port"], "GET", "/ghu.xml")[0] == 200
+
+
+def test_many_connections_at_once(tmp_path: Path) -> None:
+    """More connections than the server's limit: each gets 200 or a clean 503, none hangs, and it recovers."""
+    server = FeedServer(make_feeds_dir(tmp_path), "127.0.0.1", 0, max_connections=40)
+    _, port = server.start_in_thread()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(120):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(sock)
+        for sock in socks:
+            sock.sendall(b"GET /ghu.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        codes = []
+        for sock in socks:
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    data += chunk
+            codes.append(_status(data))
+        assert set(codes) <= {200, 503}, codes
+        assert codes.count(200) >= 40
+    finally:
+        for sock in socks:
+            sock.close()
+    try:
+        deadline = time.monotonic() + 5
+        while server.open_connections:
+            assert time.monotonic() < deadline, "connections left open"
+            time.sleep(0.02)
+        assert request(port, "GET", "/ghu.json")[0] == 200
+    finally:
+        server.stop()
