@@ -31,8 +31,9 @@ SQLITE_UP = [
     "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
     # Search results newest first without reading article rows (whose bodies span overflow pages): the
     # query walks this covering index in feed order and probes the FTS matches, stopping after one page.
+    # The title is in it for the title-only search of short words.
     "CREATE INDEX ix_articles_search_order ON articles (coalesce(published_at, first_seen_at), "
-    "coalesce(newsid, -1), id, source_id, status, external) WHERE removed_at IS NULL",
+    "coalesce(newsid, -1), id, source_id, status, external, title) WHERE removed_at IS NULL",
 ]
 SQLITE_DOWN = [
     "DROP INDEX IF EXISTS ix_articles_search_order",
