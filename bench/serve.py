@@ -220,7 +220,14 @@ class Bench:
 
     def make_search_db(self) -> str:
         """A 100,000-article SQLite database (schema by our migrations, indexed by their triggers)."""
-        path = self.tmp / "search.db"
+        if self.args.search_db:  # reuse one built before (it takes minutes): --search-db PATH
+            path = Path(self.args.search_db)
+            if path.exists():
+                self.words = query_words()
+                print(f"search database: {path} reused, {path.stat().st_size / 2**20:.0f} MiB")
+                return f"sqlite:///{path}"
+        else:
+            path = self.tmp / "search.db"
         url = f"sqlite:///{path}"
         t0 = time.monotonic()
         self.words = build_search_db(url, self.args.articles)
@@ -385,7 +392,12 @@ def build_search_db(url: str, count: int, seed: int = 7) -> list[str]:
         "body_html, body_text, fetch_attempts, first_seen_at, removed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     conn.commit()
     conn.close()
-    # Query words: frequent, middling and rare ones (ranks 0-5000), plus 2-character (title-only) ones.
+    return query_words(seed)
+
+
+def query_words(seed: int = 7) -> list[str]:
+    """Frequent, middling and rare words (ranks 0-5000), plus 2-character (title-only) ones."""
+    vocab = _vocabulary(random.Random(seed))
     words = [w for w in (vocab[r] for r in (0, 3, 10, 30, 100, 300, 1000, 3000, 5000)) if len(w) >= 3]
     return words + [vocab[r][:2] for r in (1, 50)]
 
@@ -515,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wrk", default="wrk")
     p.add_argument("--stdlib", action="store_true", help="also measure Python's http.server")
     p.add_argument("--articles", type=int, default=100_000, help="search database size (0: no search)")
+    p.add_argument("--search-db", help="build the search database here and keep it; reuse it if it exists")
     p.add_argument("--no-pin", dest="pin", action="store_false", help="don't pin server/wrk to CPUs")
     p.add_argument("--stdlib-http11", action="store_true", help="stdlib baseline with HTTP/1.1 keep-alive")
     p.add_argument("--keep", action="store_true", help="keep the temp directory")
