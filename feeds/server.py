@@ -59,7 +59,11 @@ class _Reject(Exception):
 
 
 class _GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus size limits and a head timeout (class attributes set per server)."""
+    """uvicorn's httptools protocol plus size limits and a head timeout (class attributes set per server).
+
+    Timeouts are checked by :meth:`check_timeouts`, which the server calls for every connection a few times
+    a second: a timer per request would cost the hot path more than the whole ASGI answer does.
+    """
 
     request_timeout = 30.0
     idle_timeout = 30.0
@@ -72,28 +76,17 @@ class _GuardedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = False
         self._eof = False
-        # A connection that never sends a byte is closed like an idle keep-alive one.
-        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.idle_timeout, self._idle)
+        self._fresh = True  # no request begun yet: closed like an idle keep-alive connection
+        self._since = self.loop.time()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        super().connection_lost(exc)
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _idle(self) -> None:
-        self._head_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-    def _slow(self) -> None:
-        self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
-            self._reject_code = 408
+    def check_timeouts(self, now: float) -> None:
+        if self.transport.is_closing():
+            return
+        if self._in_head and now - self._since > self.request_timeout:
+            self._reject_code = 408  # slowloris: the head must arrive within request_timeout
             self.send_400_response("")
+        elif self._fresh and now - self._since > self.idle_timeout:
+            self.transport.close()
 
     def eof_received(self) -> bool | None:  # type: ignore[override]
         """Half-closed client: answer what it already sent (pipelined requests included), then close."""
@@ -119,11 +112,9 @@ class _GuardedHttpTools(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
+        self._fresh = False
         self._head_bytes = 0
-        self._header_count = 0
-        self._header_size = 0
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.request_timeout, self._slow)
+        self._since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -131,17 +122,12 @@ class _GuardedHttpTools(HttpToolsProtocol):
             self._reject_code = 414
             raise _Reject
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._header_size += len(name) + len(value) + 4
-        if self._header_count > MAX_HEADERS or self._header_size > MAX_HEAD:
-            self._reject_code = 431
-            raise _Reject
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_head_timer()
+        headers = self.headers
+        if len(headers) > MAX_HEADERS or sum(len(n) + len(v) + 4 for n, v in headers) > MAX_HEAD:
+            self._reject_code = 431
+            raise _Reject
         if self.parser.get_http_version() not in ("1.0", "1.1"):
             self._reject_code = 505
             raise _Reject
@@ -150,7 +136,6 @@ class _GuardedHttpTools(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Every parse error ends here (uvicorn's hook): answer with our status and close."""
         code = self._reject_code or 400
-        self._cancel_head_timer()
         self._in_head = False
         if self.transport.is_closing():
             return
@@ -345,7 +330,7 @@ class FeedServer:
             self._address = (name[0], name[1])
             log.info("feed server listening on http://%s:%d/ (%s)", name[0], name[1], self.table.root)
             ticker = asyncio.create_task(server.main_loop())  # uvicorn's once-a-second Date header
-            poller = asyncio.create_task(self._poll())
+            poller = asyncio.create_task(self._poll_and_sweep(server))
             if ready is not None:
                 ready()
             if self._stop_requested.is_set():
@@ -403,17 +388,23 @@ class FeedServer:
                 transport.abort()
             server.server_state.connections.discard(conn)
 
-    async def _poll(self) -> None:
-        """Re-stat FEEDS_DIR every ``poll_interval`` seconds in a worker thread."""
-        if self.poll_interval <= 0:
-            return
+    async def _poll_and_sweep(self, server: uvicorn.Server) -> None:
+        """Four times a second: connection timeouts; every ``poll_interval``: re-stat FEEDS_DIR (in a thread)."""
         loop = asyncio.get_running_loop()
+        next_poll = loop.time() + self.poll_interval
         while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                await loop.run_in_executor(None, self.table.reload)
-            except Exception:
-                log.exception("feed directory poll failed")
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            for conn in list(server.server_state.connections):
+                check = getattr(conn, "check_timeouts", None)
+                if check is not None:
+                    check(now)
+            if self.poll_interval > 0 and now >= next_poll:
+                next_poll = now + self.poll_interval
+                try:
+                    await loop.run_in_executor(None, self.table.reload)
+                except Exception:
+                    log.exception("feed directory poll failed")
 
     def _render_health(self) -> tuple[int, bytes, str]:
         ctype = "application/json"
