@@ -134,6 +134,7 @@ class Service:
             health=lambda: health(self.factory, self.cfg.health_max_age_minutes, names),
             metrics=lambda: metrics(self.factory) + (self.backend.jobs.prometheus() if hasattr(self.backend, "jobs")
                                                      else ""),
+            session_factory=self.factory, public_url=self.cfg.PUBLIC_URL,  # /search
         )
         return self.server.start_in_thread()
 

@@ -47,7 +47,7 @@ def test_republishing_an_unchanged_database_touches_nothing(setup: tuple[session
                                                             ) -> None:
     factory, config = setup
     first = publish(factory, config)
-    assert set(first.written) == {"dxgzdt.xml", "dxgzdt.atom", "dxgzdt.json", "index.html", "opml.xml"}
+    assert set(first.written) == {"dxgzdt.xml", "dxgzdt.atom", "dxgzdt.json", "dxgzdt.html", "index.html", "opml.xml"}
     before = _snapshot(config.feeds_path)
     second = publish(factory, config)
     assert (second.written, second.removed) == ((), ())
