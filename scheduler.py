@@ -16,21 +16,23 @@ import logging
 import signal
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crawler.runner import CrawlOutcome, run_crawl
+from crawler.backends import STOP_GRACE_SECONDS, make_backend
+from crawler.runner import CrawlOutcome
+from crawler.shards import host_of
 from crawler.sources import Schedule, Source, SourcesError, load_sources
 from db import store
-from db.engine import normalize_url, open_database, transaction
+from db.engine import open_database, transaction
 from db.models import utcnow
 from settings import AppConfig, ConfigError, load_config
 
 logger = logging.getLogger("ghu-feeds")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-STOP_GRACE_SECONDS = 5.0
-_service: Service | None = None
 
 
 def setup_logging(level: str) -> None:
@@ -67,7 +69,7 @@ def next_run_time(schedule: Schedule, last_start: datetime | None, now: datetime
 
 
 class Service:
-    """The running service's shared state: database, sources, publishing, the feed server."""
+    """The running service's shared state: database, sources, crawl backend, publishing, the feed server."""
 
     def __init__(self, cfg: AppConfig, sources: dict[str, Source]) -> None:
         self.cfg = cfg
@@ -77,17 +79,26 @@ class Service:
         with transaction(self.factory) as s:
             for src in sources.values():
                 self.source_ids[src.name] = store.sync_source(s, src.name, src.title, src.list_url).id
+        self.backend = make_backend(cfg, self.factory)
         self.stop = threading.Event()
         self.publish_lock = threading.Lock()
         self.server: Any = None
 
     # -- work
-    def crawl(self, name: str, publish: bool = True) -> CrawlOutcome:
-        outcome = run_crawl(self.factory, self.source_ids[name], name, self.cfg.CRAWL_TIMEOUT, self.stop,
-                            grace=STOP_GRACE_SECONDS, database_url=self.cfg.DATABASE_URL)
-        if publish and (outcome.changed or not (self.cfg.feeds_path / f"{name}.xml").exists()):
+    def crawl_shard(self, shard: list[Source], publish: bool = True) -> list[CrawlOutcome]:
+        """One crawl process (or job) for these sources; publish when it changed something."""
+        outcomes = self.backend.run(shard, self.stop)
+        missing = any(not (self.cfg.feeds_path / f"{src.name}.xml").exists() for src in shard)
+        if publish and (missing or any(o.changed for o in outcomes)) and not self.stop.is_set():
             self.publish()
-        return outcome
+        return outcomes
+
+    def crawl_all(self) -> list[CrawlOutcome]:
+        """Every source at once, in shards by host running side by side (``--once``)."""
+        shards = self.backend.shards(list(self.sources.values()), self.cfg.CRAWL_PROCESSES)
+        with ThreadPoolExecutor(max_workers=max(1, len(shards))) as pool:
+            results = list(pool.map(lambda shard: self.crawl_shard(shard, publish=False), shards))
+        return [o for outcomes in results for o in outcomes]
 
     def publish(self) -> Any:
         from feeds.publish import publish
@@ -118,62 +129,122 @@ class Service:
         )
         return self.server.start_in_thread()
 
-    def schedule(self) -> Any:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    def schedule(self, dispatcher: Dispatcher) -> Any:
+        """One job per source, rebuilt at every start from sources.toml and the crawl history (memory store)."""
+        from apscheduler.executors.pool import ThreadPoolExecutor as JobThreads
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        sched = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=normalize_url(self.cfg.DATABASE_URL))},
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(self.sources)))},
-            job_defaults={"coalesce": True, "max_instances": 1},
-            timezone=SHANGHAI,
-        )
-        sched.start(paused=True)
-        wanted = {f"crawl:{name}" for name in self.sources}
-        for job in sched.get_jobs():
-            if job.id not in wanted:
-                job.remove()
+        sched = BackgroundScheduler(executors={"default": JobThreads(max_workers=2)},
+                                    job_defaults={"coalesce": True, "max_instances": 1}, timezone=SHANGHAI)
         now = utcnow()
         for name, src in self.sources.items():
             sch = schedule_of(src, self.cfg)
             when = next_run_time(sch, self.last_start(name), now)
-            sched.add_job(
-                "scheduler:scheduled_crawl", make_trigger(sch), args=[name], id=f"crawl:{name}",
-                name=f"crawl {name}", replace_existing=True, next_run_time=when,
-                misfire_grace_time=max(1, sch.typical_seconds // 2),
-            )
+            sched.add_job(dispatcher.submit, make_trigger(sch), args=[name], id=f"crawl:{name}",
+                          name=f"crawl {name}", next_run_time=when,
+                          misfire_grace_time=max(1, sch.typical_seconds // 2))
             logger.info("%s: %s; next crawl at %s", name, sch.describe(), when.astimezone(SHANGHAI).isoformat())
-        sched.resume()
+        sched.start()
         return sched
 
 
-def scheduled_crawl(name: str) -> None:
-    """The APScheduler job (referenced by name so the persisted job survives code changes)."""
-    service = _service
-    if service is None or service.stop.is_set():
-        return
-    try:
-        service.crawl(name)
-    except Exception:
-        logger.exception("crawl %s: unexpected error in the scheduler job", name)
+class Dispatcher:
+    """Crawls what falls due: sources due together in one batch, a host never in two crawls at once.
+
+    Due sources wait ``COALESCE_SECONDS`` after the last one fell due, so that jobs firing together share a
+    crawl; then the sources whose hosts are idle are split into shards by the backend (at most the free
+    ``CRAWL_PROCESSES`` slots) and each shard is crawled in its own thread. A source whose host is busy waits
+    for that crawl to end.
+    """
+
+    COALESCE_SECONDS = 0.5
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.pending: dict[str, None] = {}  # due sources, in the order they fell due
+        self.busy_hosts: set[str] = set()
+        self.running = 0
+        self.last_due = 0.0
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+        self.crawls: list[threading.Thread] = []
+
+    def submit(self, name: str) -> None:
+        with self.changed:
+            self.pending[name] = None
+            self.last_due = time.monotonic()
+            self.changed.notify_all()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self) -> None:
+        """After ``service.stop`` is set: wait for the running crawls (each stops within its grace time)."""
+        with self.changed:
+            self.changed.notify_all()
+        self.thread.join()
+        for crawl in list(self.crawls):
+            crawl.join()
+
+    def _ready(self) -> list[Source]:
+        sources = self.service.sources
+        return [sources[n] for n in self.pending if host_of(sources[n]) not in self.busy_hosts]
+
+    def _loop(self) -> None:
+        stop = self.service.stop
+        slots = self.service.cfg.CRAWL_PROCESSES
+        while not stop.is_set():
+            with self.changed:
+                self.changed.wait_for(lambda: stop.is_set() or (self.running < slots and bool(self._ready())),
+                                      timeout=1.0)
+                if stop.is_set():
+                    return
+                settle = self.last_due + self.COALESCE_SECONDS - time.monotonic()
+                if settle > 0:
+                    self.changed.wait(settle)  # more jobs may fall due in the same instant
+                    continue
+                ready = self._ready()
+                if not ready or self.running >= slots:
+                    continue
+                for shard in self.service.backend.shards(ready, slots - self.running):
+                    for src in shard:
+                        del self.pending[src.name]
+                        self.busy_hosts.add(host_of(src))
+                    self.running += 1
+                    crawl = threading.Thread(target=self._crawl, args=(shard,), name="crawl", daemon=True)
+                    self.crawls.append(crawl)
+                    crawl.start()
+
+    def _crawl(self, shard: list[Source]) -> None:
+        try:
+            self.service.crawl_shard(shard)
+        except Exception:
+            logger.exception("crawl %s: unexpected error", ", ".join(src.name for src in shard))
+        finally:
+            with self.changed:
+                self.running -= 1
+                for src in shard:
+                    self.busy_hosts.discard(host_of(src))
+                self.crawls.remove(threading.current_thread())
+                self.changed.notify_all()
 
 
 # ---------------------------------------------------------------- commands
 def cmd_serve(cfg: AppConfig, sources: dict[str, Source]) -> int:
-    global _service
-    service = _service = Service(cfg, sources)
-    sys.modules.setdefault("scheduler", sys.modules[__name__])
+    service = Service(cfg, sources)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     service.publish()
     host, port = service.start_server()
     logger.info("serving %s at http://%s:%d/ (public URL %s)", cfg.FEEDS_DIR, host, port, cfg.PUBLIC_URL)
-    sched = service.schedule()
+    dispatcher = Dispatcher(service)
+    dispatcher.start()
+    sched = service.schedule(dispatcher)
     while not service.stop.wait(1.0):
         pass
     logger.info("stopping: no new crawls; a running crawl gets %.0f s to finish", STOP_GRACE_SECONDS)
-    sched.shutdown(wait=True)
+    sched.shutdown(wait=False)
+    dispatcher.join()
     service.server.stop()
     service.engine.dispose()
     logger.info("stopped")
@@ -184,7 +255,7 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     service = Service(cfg, sources)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
-    outcomes = [service.crawl(name, publish=False) for name in sources if not service.stop.is_set()]
+    outcomes = service.crawl_all()
     service.publish()
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
@@ -236,7 +307,7 @@ def cmd_add(cfg: AppConfig, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__,
+    parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="crawl every source once, publish, exit")
     sub = parser.add_subparsers(dest="command")

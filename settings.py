@@ -53,6 +53,10 @@ def _optional_positive_int(name: str, raw: str) -> int | None:
     return _positive_int(name, raw) if raw.strip() else None
 
 
+def _processes(name: str, raw: str) -> int:
+    return _positive_int(name, raw) if raw.strip() else max(1, os.cpu_count() or 1)
+
+
 def _port(name: str, raw: str) -> int:
     value = _non_negative_int(name, raw)
     if value > 65535:
@@ -133,6 +137,8 @@ SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
     "CRAWL_DELAY": ("1", _non_negative_float,
                     "seconds between requests to the source (0 turns every delay and AutoThrottle off)"),
     "CRAWL_TIMEOUT": ("1800", _positive_int, "seconds a crawl may run before it is killed and recorded failed"),
+    "CRAWL_PROCESSES": ("", _processes,
+                        "crawl processes at most at once (default: the number of CPUs); a host is in one at a time"),
     "RECHECK_DAYS": ("30", _non_negative_int, "re-check articles first seen or published within this many days"),
     "RECHECK_INTERVAL": ("24", _non_negative_float, "hours between re-checks of one article (0: every run)"),
     "HEALTH_MAX_AGE": ("1440", _positive_int,
@@ -169,6 +175,7 @@ class AppConfig:
     # Added later: defaults keep AppConfig(...) calls that predate them working.
     HEALTH_MAX_AGE_SECONDS: int | None = None
     DOWNLOAD_TIMEOUT: int = 30
+    CRAWL_PROCESSES: int = 1
     MEDIA: str = "link"
     MEDIA_DIR: str = "data/media"
     MEDIA_MAX_BYTES: int = 50 * 1024 * 1024
@@ -224,7 +231,7 @@ ROBOTSTXT_OBEY = True
 _delay = _lenient("CRAWL_DELAY")
 DOWNLOAD_DELAY = _delay
 DOWNLOAD_DELAY_JITTER = 0  # the delay is a floor we promise the source, not an average
-CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS = 32  # across hosts: one crawl process serves many hosts, each in its own slot
 CONCURRENT_REQUESTS_PER_DOMAIN = 1 if _delay else 16
 AUTOTHROTTLE_ENABLED = bool(_delay)
 AUTOTHROTTLE_START_DELAY = max(_delay, 1.0)
@@ -241,14 +248,11 @@ REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # Scrapy 2.14+: no local code-execution endpoint during crawls
-# Backfills (and runs with more than 50 article pages to fetch) parse and store in a forked second process,
-# so a fast source is crawled on two cores: "auto" (when CRAWL_DELAY < 0.1 s and there are 2+ CPUs: at the
-# default 1 s delay parsing keeps up anyway), "always" or "never" (crawler/article_worker.py).
-ARTICLE_WORKER = "auto"
 HTTPCACHE_ENABLED = False  # conditional requests use validators stored in the database instead
 RETRY_BACKOFF_BASE = _delay  # seconds before the first retry, doubling after (0 with CRAWL_DELAY=0)
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.OnSiteOnlyMiddleware": 40,  # before OffsiteMiddleware (50) and robots.txt (100)
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "crawler.middlewares.OffsiteErrbackMiddleware": 50,  # Scrapy's, with reasons for the errbacks
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }
@@ -268,5 +272,5 @@ CONCURRENT_ITEMS = 1
 # keyed by the request's short-lived bound method (bench/crawl.py: 0.3-0.7 ms per page).
 WARN_ON_GENERATOR_RETURN_VALUE = False
 LOG_LEVEL = _lenient("LOG_LEVEL")
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+REQUEST_FINGERPRINTER_CLASS = "crawler.middlewares.SourceRequestFingerprinter"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -1,7 +1,7 @@
 """The state of one crawl run: the source, its database rows, counters and the verdict.
 
-The spider reads from it and the pipeline writes through it, so that neither needs to know how the
-other does its job, and the run's outcome is recorded in one place.
+The spider reads from it and the storage writes through it, so that neither needs to know how the
+other does its job, and the run's outcome is recorded in one place. A crawl process holds one per source.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,7 +42,11 @@ class CrawlContext:
     reached_last_page: bool = False
     found_list_url: str | None = None
     drifted: int = 0  # article pages that yielded no title or body (template drift)
-    worker: Any = None  # the article worker storing this run's items (crawler.article_worker), if any
+    # what the spider did for this source
+    list_pages: int = 0
+    article_pages: int = 0
+    discovery_tried: bool = False
+    discovery_reason: str | None = None  # why the configured or remembered list page was given up
 
     @classmethod
     def open(cls, source: Source, factory: sessionmaker[Session], run_id: int | None = None) -> CrawlContext:

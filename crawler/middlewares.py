@@ -1,19 +1,30 @@
-"""Downloader middlewares: retries with exponential backoff (Scrapy's own RetryMiddleware retries at once),
-and a host check that keeps every request, redirects included, on the source's domains."""
+"""Downloader middlewares and their helpers: retries with exponential backoff (Scrapy's own RetryMiddleware
+retries at once), Scrapy's offsite filter with reasons, per-source request fingerprints."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import logging
 import time
 from typing import Any
 
 from scrapy import Request, Spider
+from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
-
-from crawler.parsing import is_on_domains
+from scrapy.utils.request import RequestFingerprinter
+from twisted.internet.error import ConnectError, ConnectionLost, DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.web._newclient import ResponseNeverReceived
 
 MAX_BACKOFF = 60.0
 
@@ -60,27 +71,60 @@ def _retry_after(response: Response) -> float | None:
     return max(0.0, when - time.time())
 
 
-class OnSiteOnlyMiddleware:
-    """Refuse any request to a host outside ``spider.allowed_domains``, whatever its flags.
+class OffsiteErrbackMiddleware(OffsiteMiddleware):
+    """Scrapy's offsite filter, whose refusals reach the request's errback, so the run records why.
 
-    Scrapy's OffsiteMiddleware waves through requests with ``dont_filter=True``; the spider sets it on
-    every request (it deduplicates by itself) and redirects inherit it, so a page answering
-    ``302 Location: http://elsewhere/`` was followed off-site. Raising IgnoreRequest here (before
-    robots.txt is fetched for that host) sends the request to its errback, which records the reason.
+    Scrapy drops an off-site request silently when it is scheduled (``request_scheduled``): a page that
+    redirects off-site would simply never be answered, and its article stay pending without a reason.
+    Checking it only where downloader middlewares run (before robots.txt is fetched for that host) turns the
+    refusal into an IgnoreRequest for the errback, with a message naming both ends of a redirect.
     """
 
-    def __init__(self, crawler: Any) -> None:
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler: Any) -> OnSiteOnlyMiddleware:
-        return cls(crawler)
+    def request_scheduled(self, request: Request, spider: Spider) -> None:
+        return None
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        domains = list(getattr(spider or self.crawler.spider, "allowed_domains", None) or [])
-        if not domains or is_on_domains(request.url, domains):
-            return None
-        origin = (request.meta.get("redirect_urls") or [None])[0]
-        if origin:
-            raise IgnoreRequest(f"redirect from {origin} to off-site {request.url} not followed")
-        raise IgnoreRequest(f"off-site request to {request.url} refused")
+        try:
+            super().process_request(request)
+        except IgnoreRequest:
+            origin = (request.meta.get("redirect_urls") or [None])[0]
+            if origin:
+                raise IgnoreRequest(f"redirect from {origin} to off-site {request.url} not followed") from None
+            raise IgnoreRequest(f"off-site request to {request.url} refused") from None
+
+
+class SourceRequestFingerprinter(RequestFingerprinter):
+    """Scrapy's fingerprints, per source, purpose and redirect hop: two columns of one crawl that list the same
+    article each get it, a seed article read for discovery is still fetched as an article, and a redirect
+    loop ends in RedirectMiddleware's "max redirections" (recorded) rather than silently in the dupefilter."""
+
+    def fingerprint(self, request: Request) -> bytes:
+        base = super().fingerprint(request)
+        source = request.meta.get("source")
+        if source is None:
+            return base
+        purpose = getattr(request.callback, "__name__", "")
+        hops = len(request.meta.get("redirect_urls") or ())
+        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode()).digest()  # noqa: S324 - not for security
+
+
+# Failures of the network, not of our code: one log line with the reason, no traceback.
+NETWORK_ERRORS = (CannotResolveHostError, DownloadConnectionRefusedError, DownloadTimeoutError, DownloadFailedError,
+                  ResponseDataLossError, DNSLookupError, ConnectError, TCPTimedOutError, TimeoutError,
+                  ResponseNeverReceived, ConnectionLost)
+
+
+class OneLineNetworkErrors(logging.Filter):
+    """Scrapy's robots.txt middleware logs an unreachable host with a traceback; keep its one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], NETWORK_ERRORS):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_network_tracebacks() -> None:
+    log = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+    if not any(isinstance(f, OneLineNetworkErrors) for f in log.filters):
+        log.addFilter(OneLineNetworkErrors())

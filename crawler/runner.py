@@ -1,4 +1,5 @@
-"""Run one crawl in a child process with a hard timeout, so a crash, hang or leak can't take down the service.
+"""Run a crawl of some sources in a child process with a hard timeout, so a crash, hang or leak can't take down
+the service.
 
 Twisted's reactor cannot be restarted inside one process, which is one more reason each crawl gets a fresh
 process. Children are forked from a forkserver that has already imported Scrapy and the spider, so an idle
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.locks import SourceLock
+from crawler.sources import Source
 from db import store
 from db.engine import transaction
 from db.models import CrawlRun
@@ -36,10 +38,10 @@ def _mp_context() -> Any:
     return _context
 
 
-def crawl_in_this_process(source: str, run_id: int | None = None, lock_held: bool = False) -> None:
-    """The child's work: one Scrapy crawl of one source (the same as `scrapy crawl column`).
+def crawl_in_this_process(names: list[str], run_ids: dict[str, int] | None = None, lock_held: bool = False) -> None:
+    """The child's work: one Scrapy crawl of these sources (the same as `scrapy crawl column -a sources=...`).
 
-    ``lock_held``: the parent holds the source lock for this crawl, so the spider must not wait for it.
+    ``lock_held``: the parent holds the sources' locks for this crawl, so the spider must not wait for them.
     """
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "settings")
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -56,9 +58,9 @@ def crawl_in_this_process(source: str, run_id: int | None = None, lock_held: boo
     process = CrawlerProcess(settings)
     if quiet:  # after CrawlerProcess(): its logging set-up resets the "scrapy" logger's level
         logging.getLogger("scrapy").setLevel(logging.WARNING)
-    kwargs: dict[str, Any] = {"source": source}
-    if run_id is not None:
-        kwargs["run_id"] = str(run_id)
+    kwargs: dict[str, Any] = {"sources": ",".join(names)}
+    if run_ids:
+        kwargs["runs"] = ",".join(f"{name}:{run_id}" for name, run_id in run_ids.items())
     if lock_held:
         kwargs["lock"] = "held"
     process.crawl(ColumnSpider, **kwargs)
@@ -75,30 +77,69 @@ class CrawlOutcome:
     seconds: float
 
 
-def run_crawl(factory: sessionmaker[Session], source_id: int, source: str, timeout: float,
-              stop_requested: Any = None, grace: float = 8.0, database_url: str | None = None) -> CrawlOutcome:
-    """Crawl ``source`` in a child process; record a timeout or crash as a failed run with its reason.
+def begin_runs(factory: sessionmaker[Session], sources: list[Source]) -> dict[str, int]:
+    """A 'running' row per source (runs a dead crawl left 'running' are failed first): name -> run id."""
+    with transaction(factory) as s:
+        ids = {}
+        for src in sources:
+            source_id = store.sync_source(s, src.name, src.title, src.list_url).id
+            store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
+            ids[src.name] = store.begin_run(s, source_id).id
+    return ids
 
-    With ``database_url`` (as configured, it names the per-source lock) this process holds the source lock
-    from before the run row exists until the child has exited. Runs left 'running' can then only be those
-    of a dead crawl: a second ``--once`` next to the service no longer reports the live crawl as killed.
+
+def settle_runs(factory: sessionmaker[Session], run_ids: dict[str, int], reason: str,
+                started: float) -> list[CrawlOutcome]:
+    """After the crawl process: rows it left 'running' failed with ``reason``; every run's outcome."""
+    outcomes = []
+    with transaction(factory) as s:
+        for name, run_id in run_ids.items():
+            run = s.get(CrawlRun, run_id)
+            if run is None:
+                raise LookupError(f"crawl run {run_id} vanished from the database")
+            if run.status == "running":
+                store.finish_run(s, run_id, "failed", reason)
+            outcomes.append(CrawlOutcome(name, run_id, run.status, run.changed, run.error,
+                                         time.monotonic() - started))
+    for outcome in outcomes:
+        if outcome.status != "ok":
+            logger.error("crawl %s: failed: %s", outcome.source, outcome.error)
+    return outcomes
+
+
+def run_batch(factory: sessionmaker[Session], sources: list[Source], timeout: float,
+              stop_requested: Any = None, grace: float = 8.0, database_url: str | None = None) -> list[CrawlOutcome]:
+    """Crawl ``sources`` in ONE child process with a hard timeout; record a timeout or crash as failed runs.
+
+    With ``database_url`` (as configured, it names the per-source locks) this process holds the sources'
+    locks from before their run rows exist until the child has exited. Runs left 'running' can then only be
+    those of a dead crawl: a second ``--once`` next to the service no longer reports the live crawl as killed.
+    A source whose lock another crawl holds past the timeout gets a failed run; the others are crawled.
     """
     started = time.monotonic()
     deadline = started + timeout
-    lock = SourceLock(database_url, source) if database_url else None
-    if lock is not None and not _wait_for_lock(lock, source, deadline, stop_requested):
-        with transaction(factory) as s:
-            run_id = store.begin_run(s, source_id).id
-            why = "service stopping" if stop_requested is not None and stop_requested.is_set() else \
-                f"another crawl of this source still running after {timeout:g} s (CRAWL_TIMEOUT)"
-            store.finish_run(s, run_id, "failed", why)
-        logger.error("crawl %s: failed: %s", source, why)
-        return CrawlOutcome(source, run_id, "failed", False, why, time.monotonic() - started)
+    locks: dict[str, SourceLock] = {}
+    outcomes: list[CrawlOutcome] = []
     try:
-        return _run_child(factory, source_id, source, timeout, stop_requested, grace, lock is not None, started)
+        ready = []
+        for src in sorted(sources, key=lambda s: s.name):  # name order: two crawls never wait for each other
+            lock = SourceLock(database_url, src.name) if database_url else None
+            if lock is None or _wait_for_lock(lock, src.name, deadline, stop_requested):
+                ready.append(src)
+                if lock is not None:
+                    locks[src.name] = lock
+                continue
+            stopping = stop_requested is not None and stop_requested.is_set()
+            why = "service stopping" if stopping else \
+                f"another crawl of this source still running after {timeout:g} s (CRAWL_TIMEOUT)"
+            outcomes += settle_runs(factory, begin_runs(factory, [src]), why, started)
+        if ready:
+            outcomes += _run_child(factory, ready, deadline, stop_requested, grace, bool(locks), started, timeout)
     finally:
-        if lock is not None:
+        for lock in locks.values():
             lock.release()
+    order = {src.name: i for i, src in enumerate(sources)}
+    return sorted(outcomes, key=lambda o: order[o.source])
 
 
 def _wait_for_lock(lock: SourceLock, source: str, deadline: float, stop_requested: Any) -> bool:
@@ -112,16 +153,15 @@ def _wait_for_lock(lock: SourceLock, source: str, deadline: float, stop_requeste
     return False
 
 
-def _run_child(factory: sessionmaker[Session], source_id: int, source: str, timeout: float, stop_requested: Any,
-               grace: float, lock_held: bool, started: float) -> CrawlOutcome:
-    with transaction(factory) as s:
-        store.fail_stale_runs(s, source_id, "crawl process ended before finishing (killed or crashed)")
-        run_id = store.begin_run(s, source_id).id
-    child = _mp_context().Process(target=crawl_in_this_process, args=(source, run_id, lock_held),
-                                  name=f"crawl-{source}")
+def _run_child(factory: sessionmaker[Session], sources: list[Source], deadline: float, stop_requested: Any,
+               grace: float, lock_held: bool, started: float, timeout: float) -> list[CrawlOutcome]:
+    run_ids = begin_runs(factory, sources)
+    names = [src.name for src in sources]
+    label = names[0] if len(names) == 1 else f"{names[0]}+{len(names) - 1}"
+    child = _mp_context().Process(target=crawl_in_this_process, args=(names, run_ids, lock_held),
+                                  name=f"crawl-{label}")
     child.start()
     reason = None
-    deadline = started + timeout
     while child.is_alive():
         child.join(0.2)
         if stop_requested is not None and stop_requested.is_set():
@@ -131,20 +171,9 @@ def _run_child(factory: sessionmaker[Session], source_id: int, source: str, time
             reason = _stop(child, 2.0, f"timed out after {timeout:g} s (CRAWL_TIMEOUT)")
             break
     child.join()
-    with transaction(factory) as s:
-        run = s.get(CrawlRun, run_id)
-        if run is None:
-            raise LookupError(f"crawl run {run_id} vanished from the database")
-        if run.status == "running":
-            if reason is None:
-                reason = f"crawl process exited with code {child.exitcode} before recording its result"
-            store.finish_run(s, run_id, "failed", reason)
-        elif reason and run.status == "ok":
-            reason = None  # it finished within the grace period
-        outcome = CrawlOutcome(source, run_id, run.status, run.changed, run.error, time.monotonic() - started)
-    if outcome.status != "ok":
-        logger.error("crawl %s: failed: %s", source, outcome.error)
-    return outcome
+    if reason is None:
+        reason = f"crawl process exited with code {child.exitcode} before recording its result"
+    return settle_runs(factory, run_ids, reason, started)
 
 
 def _stop(child: Any, grace: float, why: str) -> str:

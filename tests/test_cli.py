@@ -96,6 +96,33 @@ def test_scrapy_crawl_command_needs_a_known_source(tmp_path: Path) -> None:
     assert "nosuchsource" in result.stderr
 
 
+@pytest.mark.slow
+def test_installed_command_and_scrapy_crawl_of_all_sources(replica_build, tmp_path: Path) -> None:
+    """`pip install` gives a `ghu-feeds` command doing what `python scheduler.py` does, from any folder;
+    `scrapy crawl column -a sources=all` crawls every source in one process."""
+    command = Path(sys.executable).with_name("ghu-feeds")
+    assert command.is_file(), "pip install -e . puts ghu-feeds beside the interpreter"
+    root, _ = replica_build
+    with serve(root) as site:
+        sources = write_sources(tmp_path / "sources.toml",
+                                {"name": "one", "title": "一", "list_url": f"{site.base}/dxgz/dxgzdt.htm"},
+                                {"name": "two", "title": "二", "seed_url": f"{site.base}/info/1015/2556.htm",
+                                 "column": "党校工作动态"})
+        env = project_env(f"sqlite:///{tmp_path / 'ghu.db'}", sources, tmp_path / "feeds")
+        crawl = subprocess.run([sys.executable, "-m", "scrapy", "crawl", "column", "-a", "sources=all"], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=180, check=False)
+        assert crawl.returncode == 0, crawl.stderr[-3000:]
+        assert [r.status for r in runs(env["DATABASE_URL"])] == ["ok", "ok"]
+        env.pop("PYTHONPATH")
+        status = subprocess.run([str(command), "status"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
+    assert rows == {"one": "46", "two": "46"}
+    help_text = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert help_text.returncode == 0 and "usage: ghu-feeds" in help_text.stdout
+
+
 @pytest.mark.parametrize(("var", "value"), [
     ("HTTP_PORT", "eighty"), ("HTTP_PORT", "70000"), ("FEED_MAX_ITEMS", "0"), ("CRAWL_DELAY", "-1"),
     ("LOG_LEVEL", "LOUD"), ("PUBLIC_URL", "ftp://x/"), ("CRAWL_INTERVAL", "1.5"), ("DATABASE_URL", "nonsense"),

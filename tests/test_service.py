@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -119,11 +120,18 @@ def test_restart_within_the_interval_does_not_crawl_again(replica_build, tmp_pat
         again = Service(env, tmp_path / "service2.log")
         try:
             wait_for(lambda: again.get("/healthz")[0] == 200, 30, "the restarted service")
-            time.sleep(3)
-            assert runs(env["DATABASE_URL"]) == first or len(runs(env["DATABASE_URL"])) == len(first)
+            line = wait_for(lambda: re.search(r"dxgzdt: every 60 min; next crawl at (\S+)", again.log()), 30,
+                            "the restarted service's schedule")
+            # the job is planned where the first crawl's interval ends, so nothing runs now
+            assert datetime.fromisoformat(line.group(1)) > datetime.now(UTC) + timedelta(minutes=55)
+            assert _values(runs(env["DATABASE_URL"])) == _values(first)
             assert site.hits == []
             status = subprocess.run([sys.executable, "scheduler.py", "status"], cwd=ROOT, env=env,
                                     capture_output=True, text=True, timeout=60)
             assert "due now" not in status.stdout, status.stdout
         finally:
             assert again.stop()[0] == 0
+
+
+def _values(rows: list) -> list[tuple]:
+    return [(r.id, r.status, r.started_at, r.finished_at, r.new, r.error) for r in rows]
