@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from crawler.items import ArticleItem
 from crawler.media_types import check, extension
 from db import media as media_db
-from db.engine import open_database, transaction
+from db.engine import make_engine, session_factory, transaction
 from db.media import KeptCopy, MediaRef, MediaResult
 from db.models import utcnow
 from settings import AppConfig, ConfigError, load_config
@@ -120,9 +120,10 @@ class MediaFilesPipeline(FilesPipeline):
 
     # ------------------------------------------------------------------ database
     def factory(self) -> sessionmaker[Session]:
-        """Opened on first use, i.e. inside the crawl (never before a fork)."""
+        """Opened on first use, inside the crawl, without an Alembic upgrade: the spider did that, and an
+        upgrade's lock would wait here for the storage pipeline's open transaction (SQLite)."""
         if self._factory is None:
-            self._factory = open_database(self.config.DATABASE_URL)[1]
+            self._factory = session_factory(make_engine(self.config.DATABASE_URL))
         return self._factory
 
     def source_id(self, name: str) -> int | None:
@@ -136,7 +137,6 @@ class MediaFilesPipeline(FilesPipeline):
 
     # ------------------------------------------------------------------ items
     async def process_item(self, item: Any, spider: Any = None) -> Any:
-        item = _parsed(item, spider or self.crawler.spider)
         if not isinstance(item, (ArticleItem, MediaBacklogItem)):
             return item
         result = await super().process_item(item)
@@ -355,21 +355,6 @@ def _source_name(item: Any, spider: Any) -> str | None:
     return getattr(source, "name", None)
 
 
-def _parsed(item: Any, spider: Any) -> Any:
-    """Before the crawl path parsed article pages in the spider, they came as ArticlePageItem."""
-    try:
-        from crawler.items import ArticlePageItem  # type: ignore[attr-defined]
-    except ImportError:
-        return item
-    if not isinstance(item, ArticlePageItem):
-        return item
-    from crawler.articles import build_article
-
-    source = spider.source
-    parsed = build_article(item, source.selectors, source.name).item
-    return parsed if isinstance(parsed, ArticleItem) else item
-
-
 # ---------------------------------------------------------------- retries at the next run
 def _spider_source_names(spider: Any) -> list[str]:
     sources = getattr(spider, "sources", None)
@@ -413,7 +398,7 @@ class MediaBacklogMiddleware:
         if not names or getattr(spider, "name", "") != "column":
             return
         try:
-            items = backlog_items(open_database(self.config.DATABASE_URL)[1], names)
+            items = backlog_items(session_factory(make_engine(self.config.DATABASE_URL)), names)
         except Exception:
             logger.exception("media: could not read the media to retry")
             return
