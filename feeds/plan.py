@@ -118,6 +118,7 @@ class Entry:
     attachments: tuple[Attachment, ...]
     external: bool
     sort_key: tuple[datetime, int, str, str]
+    page_url: str | None = None  # our page of the article (feeds.media_links): Atom rel="related"
 
 
 def make_entry(art: ArticleRec, column_title: str) -> Entry:

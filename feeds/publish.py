@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from feeds.article_page import article_pages
 from feeds.build import build_from_database
 from feeds.plan import ALL_SLUG
 from settings import AppConfig
@@ -45,7 +46,9 @@ class PublishResult:
 
 def publish(session_factory: sessionmaker[Session], config: AppConfig) -> PublishResult:
     """Build every feed from the database and bring FEEDS_DIR up to date."""
-    result = write_files(config.feeds_path, build_from_database(session_factory, config))
+    files = build_from_database(session_factory, config)
+    files.update(article_pages(session_factory, config))  # read after the feeds: every linked page exists
+    result = write_files(config.feeds_path, files)
     log.info("published %s: %d written, %d unchanged, %d removed", config.FEEDS_DIR,
              len(result.written), len(result.unchanged), len(result.removed))
     return result
