@@ -237,7 +237,7 @@ class MediaFilesPipeline(FilesPipeline):
         status = "failed"
         if isinstance(exc, IgnoreRequest):
             reason = f"not fetched: {exc}"
-            status = "refused" if "robots" in str(exc).lower() else "failed"
+            status = "refused" if any(w in str(exc).lower() for w in ("robots", "off-site")) else "failed"
         elif isinstance(exc, CancelledError) or type(exc).__name__ == "DownloadCancelledError":
             reason, status = f"over MEDIA_MAX_BYTES ({self.max_bytes} bytes)", "refused"
         else:
