@@ -254,3 +254,50 @@ def test_kill_mid_download_leaves_no_partial_file_and_loses_nothing(sqlite_url: 
     assert len([a for a in articles(sqlite_url) if a.status == "ok"]) == len(manifest["articles"])
     assert_no_partial_files(media_dir)
     assert len([p for p in files_on_disk(media_dir) if not p.name.startswith(".")]) == 11
+
+
+def test_backfill_keeps_media_of_articles_stored_before_keep(sqlite_url: str, tmp_path: Path) -> None:
+    from tests.fixtures.faulty import run_cli
+
+    root = tmp_path / "site"
+    manifest = build_site(root)
+    media_dir = tmp_path / "media"
+    with serve(root) as site:
+        env = project_env(sqlite_url, _sources(tmp_path, site.base), tmp_path / "feeds", MEDIA_DIR=media_dir)
+        _crawl(env)  # MEDIA=link: nothing kept
+        assert media_rows(sqlite_url) == [] and files_on_disk(media_dir) == []
+        keep = {**env, "MEDIA": "serve"}
+        result = run_cli(keep, "media")  # without --backfill: only failed ones, and there are none
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert media_rows(sqlite_url) == []
+        result = run_cli(keep, "media", "--backfill")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "dxgzdt: 11 files kept" in result.stdout
+        rows = media_rows(sqlite_url)
+        assert {r.url for r in rows} == set(expected_media(manifest, site.base))
+        assert all(r.status == "ok" for r in rows)
+        assert "/media/" in (tmp_path / "feeds" / "dxgzdt.atom").read_text("utf-8")  # published with copies
+        assert run_cli(env, "media", "--backfill").returncode == 2  # MEDIA=link
+
+
+def test_max_total_stops_new_downloads_and_keeps_what_is_kept(sqlite_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    build_site(root)
+    media_dir = tmp_path / "media"
+    with serve(root) as site:
+        env = project_env(sqlite_url, _sources(tmp_path, site.base), MEDIA="keep", MEDIA_DIR=media_dir,
+                          MEDIA_MAX_TOTAL="20KB")
+        result = _crawl(env)
+        assert "MEDIA_MAX_TOTAL reached" in result.stderr
+        rows = media_rows(sqlite_url)
+        kept = [r for r in rows if r.status == "ok"]
+        skipped = [r for r in rows if r.status == "skipped"]
+        assert kept and skipped and len(kept) + len(skipped) == 11
+        total = sum(m.size for m in media_files(sqlite_url).values())
+        assert total >= 20 * 1024  # reached; downloads already under way when it was reached still finish
+        on_disk = files_on_disk(media_dir)
+
+        site.reset()
+        _crawl({**env, "MEDIA_MAX_TOTAL": "1MB"})  # raised: the skipped ones are fetched at the next run
+        assert all(r.status == "ok" for r in media_rows(sqlite_url))
+        assert set(on_disk) <= set(files_on_disk(media_dir)) and len(files_on_disk(media_dir)) == 11
