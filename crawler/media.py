@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy import Request
 from scrapy.exceptions import DropItem, IgnoreRequest, NotConfigured
@@ -139,12 +140,19 @@ class MediaFilesPipeline(FilesPipeline):
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         if not isinstance(item, (ArticleItem, MediaBacklogItem)):
             return item
-        result = await super().process_item(item)
-        work = self._done.pop(id(item), None)
-        if work is not None:
-            # In a thread: on SQLite the storage pipeline may hold the write lock in this (event loop) thread
-            # until its timer commits, so waiting for it here would wait forever.
-            await maybe_deferred_to_future(deferToThread(self._record, *work))
+        try:
+            result = await super().process_item(item)
+            work = self._done.pop(id(item), None)
+            if work is not None:
+                # In a thread: on SQLite the storage pipeline may hold the write lock in this (event loop)
+                # thread until its timer commits, so waiting for it here would wait forever.
+                await maybe_deferred_to_future(deferToThread(self._record, *work))
+        except Exception:  # the article itself must still be stored
+            logger.exception("media of %s not recorded (python scheduler.py media --backfill tries again)",
+                             getattr(item, "article_url", None) or getattr(getattr(item, "record", None), "url", "?"))
+            self._plans.pop(id(item), None)
+            self._done.pop(id(item), None)
+            result = item
         if isinstance(item, MediaBacklogItem):
             raise DropItem("media backlog item done", log_level="DEBUG")
         return result
@@ -155,6 +163,7 @@ class MediaFilesPipeline(FilesPipeline):
             name, article_url, refs = item.source, item.article_url, list(item.media)
         else:
             name, article_url, refs = _source_name(item, spider), item.record.url, media_refs(item)
+        refs = [r for r in refs if urlsplit(r.url).scheme in ("http", "https")]
         source_id = self.source_id(name) if name else None
         if source_id is None or not refs:
             return []
