@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from db import media as media_db
+from settings import AppConfig
 
 PATH_RE = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{64})\.([a-z0-9]{1,5})$")
 INLINE_PREFIXES = ("image/", "application/pdf", "text/plain")
@@ -95,6 +96,11 @@ def media_routes(factory: sessionmaker[Session], media_dir: str | Path) -> list[
     """The routes to mount on the feed server's application."""
     files = MediaFiles(factory, media_dir)
     return [Route("/media/{path:path}", files.endpoint, methods=["GET", "HEAD"])]
+
+
+def service_routes(config: AppConfig, factory: sessionmaker[Session]) -> list[BaseRoute]:
+    """What the service mounts on its feed server: ``/media/…`` when copies are kept, else nothing."""
+    return media_routes(factory, config.MEDIA_DIR) if config.keeps_media else []
 
 
 def media_app(factory: sessionmaker[Session], media_dir: str | Path) -> Starlette:
