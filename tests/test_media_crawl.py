@@ -301,3 +301,36 @@ def test_max_total_stops_new_downloads_and_keeps_what_is_kept(sqlite_url: str, t
         _crawl({**env, "MEDIA_MAX_TOTAL": "1MB"})  # raised: the skipped ones are fetched at the next run
         assert all(r.status == "ok" for r in media_rows(sqlite_url))
         assert set(on_disk) <= set(files_on_disk(media_dir)) and len(files_on_disk(media_dir)) == 11
+
+
+def test_media_requests_keep_the_per_host_delay(sqlite_url: str, tmp_path: Path) -> None:
+    """Media go through the crawl's downloader: one request at a time per host, CRAWL_DELAY apart."""
+    import threading
+    import time
+
+    from tests.fixtures.site import LoggingHandler
+
+    arrivals: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    class TimedHandler(LoggingHandler):
+        def route(self, head: bool) -> None:
+            with lock:
+                arrivals.append((time.monotonic(), self.path))
+            super().route(head)
+
+    root = tmp_path / "site"
+    with_media = {2647, 2638, 2621, 2540, 2497, 2391, 2309}
+    build_site(root, articles=[a for a in copy.deepcopy(BASE_ARTICLES) if a["id"] in with_media])
+    delay = 0.25
+    with serve(root) as site:
+        site.httpd.RequestHandlerClass = TimedHandler
+        env = project_env(sqlite_url, _sources(tmp_path, site.base), MEDIA="keep", MEDIA_DIR=tmp_path / "media",
+                          CRAWL_DELAY=delay)
+        _crawl(env)
+    assert len([r for r in media_rows(sqlite_url) if r.status == "ok"]) == 11
+    media = [t for t, path in arrivals if path.startswith(("/__local/", "/system/_content/"))]
+    assert len(media) == 11
+    times = sorted(t for t, _path in arrivals)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= delay * 0.8, sorted(gaps)[:5]
