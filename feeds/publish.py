@@ -20,8 +20,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from feeds.article_page import article_pages
 from feeds.build import build_from_database
+from feeds.page_publish import publish_article_pages
 from feeds.plan import ALL_SLUG
 from settings import AppConfig
 
@@ -46,9 +46,10 @@ class PublishResult:
 
 def publish(session_factory: sessionmaker[Session], config: AppConfig) -> PublishResult:
     """Build every feed from the database and bring FEEDS_DIR up to date."""
-    files = build_from_database(session_factory, config)
-    files.update(article_pages(session_factory, config))  # read after the feeds: every linked page exists
-    result = write_files(config.feeds_path, files)
+    feeds = write_files(config.feeds_path, build_from_database(session_factory, config))
+    # After the feeds, from a later read: every article a feed links has its page by the end of this call.
+    pages, same = publish_article_pages(session_factory, config, config.feeds_path)
+    result = PublishResult(feeds.written + tuple(pages), feeds.unchanged + tuple(same), feeds.removed)
     log.info("published %s: %d written, %d unchanged, %d removed", config.FEEDS_DIR,
              len(result.written), len(result.unchanged), len(result.removed))
     return result
