@@ -38,7 +38,7 @@ CHUNK = 200  # articles rendered per query
 def publish_article_pages(session_factory: sessionmaker[Session], config: AppConfig, root: Path
                           ) -> tuple[list[str], list[str]]:
     """Bring every stored article's page under ``root`` up to date: (written, unchanged) relative paths."""
-    from feeds.publish import _atomic_write, _fsync_dir, _locked, _same_bytes
+    from feeds.publish import _TEMP_RE, _atomic_write, _fsync_dir, _locked, _same_bytes
 
     written: list[str] = []
     unchanged: list[str] = []
@@ -58,6 +58,13 @@ def publish_article_pages(session_factory: sessionmaker[Session], config: AppCon
                    Article.removed_at, Article.author, Article.origin)
             .where(Article.external.is_(False), Article.body_html.is_not(None)).order_by(Article.id)
         ).all()
+        for name, _title in sources.values():  # temporary files of a publish killed mid-write
+            folder = root / name
+            if folder.is_dir():
+                for child in folder.iterdir():
+                    if _TEMP_RE.match(child.name) and child.is_file():
+                        log.warning("removing leftover temporary file %s", child)
+                        child.unlink(missing_ok=True)
         manifests: dict[str, dict[str, str]] = {}
         todo: list[tuple[int, str, str]] = []  # (article id, source name, fingerprint)
         for row in rows:
