@@ -262,8 +262,6 @@ ITEM_PIPELINES = {
 }
 # MEDIA=keep|serve: failed media of earlier runs are tried again after the crawl's own start requests
 SPIDER_MIDDLEWARES = {"crawler.media.MediaBacklogMiddleware": 900}
-MEDIA = _lenient("MEDIA")
-FILES_STORE = _lenient("MEDIA_DIR")
 MEDIA_ALLOW_REDIRECTS = True  # download.jsp links may redirect to the file
 # The pipeline is synchronous, so items of one response gain nothing from running "in parallel"; Scrapy's
 # default (100) starts 100 asyncio tasks for every response (bench/crawl.py: 0.1-0.5 ms per page).
