@@ -5,7 +5,8 @@
     python scheduler.py status          a table of sources: articles, last crawl, result, next run
     python scheduler.py publish         rebuild the feeds from the database
     python scheduler.py media --backfill  keep copies of the media of articles stored before MEDIA=keep
-    python scheduler.py add URL [--name NAME] [--column NAME]   add a VSB column to the sources file
+    python scheduler.py add URL [--name NAME] [--column NAME] [--dry-run]   add a VSB column to the sources file
+    python scheduler.py add URL --all [--dry-run]   add every list column in the site's navigation
 
 This module only orchestrates: crawling is in ``crawler/``, storage in ``db/``, feeds in ``feeds/``.
 """
@@ -89,10 +90,14 @@ class Service:
     def crawl_shard(self, shard: list[Source], publish: bool = True) -> list[CrawlOutcome]:
         """One crawl process (or job) for these sources; publish when it changed something."""
         outcomes = self.backend.run(shard, self.stop)
-        missing = any(not (self.cfg.feeds_path / f"{src.name}.xml").exists() for src in shard)
-        if publish and (missing or any(o.changed for o in outcomes)) and not self.stop.is_set():
+        if publish and self.needs_publishing(shard, outcomes) and not self.stop.is_set():
             self.publish()
         return outcomes
+
+    def needs_publishing(self, sources: list[Source], outcomes: list[CrawlOutcome]) -> bool:
+        """After a crawl that changed something, or when a feed is missing (so an idle poll writes nothing)."""
+        missing = any(not (self.cfg.feeds_path / f"{src.name}.xml").exists() for src in sources)
+        return missing or any(o.changed for o in outcomes)
 
     def crawl_all(self) -> list[CrawlOutcome]:
         """Every source at once, in shards by host running side by side (``--once``)."""
@@ -257,7 +262,8 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     outcomes = service.crawl_all()
-    service.publish()
+    if service.needs_publishing(list(sources.values()), outcomes):
+        service.publish()
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
         print(f"{o.source}: crawl failed: {o.error}", file=sys.stderr)
@@ -301,10 +307,18 @@ def cmd_publish(cfg: AppConfig, sources: dict[str, Source]) -> int:
 
 
 def cmd_add(cfg: AppConfig, args: argparse.Namespace) -> int:
+    from crawler.add_site import add_site
     from crawler.add_source import AddError, add_source
 
+    if args.all and (args.name or args.column):
+        print("error: --all adds every column with names from their paths; it takes no --name or --column",
+              file=sys.stderr)
+        return 2
     try:
-        add_source(cfg, args.url, name=args.name, column=args.column, out=sys.stdout)
+        if args.all:
+            add_site(cfg, args.url, dry_run=args.dry_run, out=sys.stdout)
+        else:
+            add_source(cfg, args.url, name=args.name, column=args.column, out=sys.stdout, dry_run=args.dry_run)
     except AddError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -325,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("url", help="a column list page, an article page or a home page")
     add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
     add.add_argument("--column", help="the column's name as the site shows it")
+    add.add_argument("--all", action="store_true", help="add every list column found in the site's navigation")
+    add.add_argument("--dry-run", action="store_true", help="print what would be added; write nothing")
     return parser
 
 

@@ -234,7 +234,7 @@ DOWNLOAD_DELAY_JITTER = 0  # the delay is a floor we promise the source, not an 
 CONCURRENT_REQUESTS = 32  # across hosts: one crawl process serves many hosts, each in its own slot
 CONCURRENT_REQUESTS_PER_DOMAIN = 1 if _delay else 16
 AUTOTHROTTLE_ENABLED = bool(_delay)
-AUTOTHROTTLE_START_DELAY = max(_delay, 1.0)
+AUTOTHROTTLE_START_DELAY = _delay
 AUTOTHROTTLE_MAX_DELAY = 60.0
 AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
 
@@ -256,6 +256,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.BackoffRetryMiddleware": 550,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }
+EXTENSIONS = {"crawler.middlewares.DelayAfterResponse": 0}  # the delay counts from a host's last response
 ITEM_PIPELINES = {
     "crawler.media.MediaFilesPipeline": 200,  # MEDIA=keep|serve only (NotConfigured otherwise)
     "crawler.pipelines.StorePipeline": 300,

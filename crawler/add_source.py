@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -30,20 +31,24 @@ from urllib.parse import parse_qs, urldefrag, urljoin, urlsplit
 
 import lxml.html
 import tomlkit
-from lxml import etree
 
+from crawler import vsb
 from crawler.parsing import (
     SHANGHAI,
     ArticlePage,
     ListEntry,
     ListPage,
+    canonical_article_url,
     decode_html,
     find_column_list_url,
+    header_charset,
     looks_like_vsb,
+    nav_tier,
     parse_article,
     parse_list_page,
 )
 from crawler.sources import NAME_RE, RESERVED_NAMES, Source, source_from_table
+from db.filetypes import DOCUMENT_EXTENSIONS, MEDIA_EXTENSIONS, url_extension
 from settings import USER_AGENT, AppConfig
 
 TIMEOUT = 15.0
@@ -51,12 +56,6 @@ MAX_BYTES = 16 * 1024 * 1024
 MAX_CANDIDATES = 12  # home page links tried as list pages before giving up
 BODY_PREVIEW = 80
 
-_HOME_PATHS = frozenset({"", "/", "/index.htm", "/index.html", "/index.jsp", "/main.htm", "/default.htm"})
-_JSQ = re.compile(r"_jsq_\(\s*\d+\s*,\s*['\"]/?(\w+)\.jsp['\"]")
-_MORE = re.compile(r"^(?:查看)?更多|^\+?\s*more\b|^[>»›+]+$", re.I)
-_NAV = re.compile(r"nav|menu|dh|daohang|lm|lanmu|column|sub", re.I)
-_ARTICLE_PATH = re.compile(r"/info/\d+/\d+\.htm$|wbnewsid=", re.I)
-_FILE_SUFFIX = re.compile(r"\.(?:pdf|docx?|xlsx?|pptx?|zip|rar|7z|jpe?g|png|gif|mp4)$", re.I)
 _SLUG_BAD = re.compile(r"[^a-z0-9_-]+")
 NEW_FILE_HEADER = ("# Columns to crawl. Each [[source]] is one VSB column; `name` is the slug used in feed file\n"
                    "# names and URLs. `python scheduler.py add URL` appends more.\n")
@@ -97,9 +96,10 @@ class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class Fetcher:
-    """GETs pages of one host with our User-Agent, obeying its robots.txt."""
+    """GETs pages of one host with our User-Agent, obeying its robots.txt, at most one request per
+    ``delay`` seconds (``add --all`` fetches every page of a site's navigation)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, delay: float = 0.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AddError(f"not an http(s) URL: {url!r}")
@@ -108,6 +108,8 @@ class Fetcher:
         self.opener = urllib.request.build_opener(_SameHostRedirects(self.netloc))
         self.robots: urllib.robotparser.RobotFileParser | None = None
         self.fetched = 0
+        self.delay = max(0.0, delay)
+        self._last: float | None = None
 
     def on_host(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -129,8 +131,16 @@ class Fetcher:
             self.robots = rp
         return self.robots
 
+    def _polite(self) -> None:
+        if self.delay and self._last is not None:
+            wait = self._last + self.delay - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        self._last = time.monotonic()
+
     def _get(self, url: str) -> tuple[str, bytes, str]:
         # only http(s) URLs of one host get here: Fetcher checks the scheme, redirects are re-checked
+        self._polite()
         request = urllib.request.Request(  # noqa: S310
             url, headers={"User-Agent": USER_AGENT, "Accept": "text/html,*/*;q=0.5"})
         try:
@@ -165,7 +175,7 @@ class Fetcher:
         mime = ctype.split(";")[0].strip().lower()
         if mime and mime not in ("text/html", "application/xhtml+xml", "text/plain"):
             raise AddError(f"{url} is not an HTML page ({mime})")
-        return Page(final, decode_html(body, _charset(ctype)))
+        return Page(final, decode_html(body, header_charset(ctype)))
 
     def try_page(self, url: str) -> Page | None:
         try:
@@ -181,14 +191,6 @@ def _reason(exc: object) -> str:
     return text
 
 
-def _charset(content_type: str) -> str | None:
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
-
-
 # ---------------------------------------------------------------- page kinds
 def page_kind(page: Page, article: ArticlePage, listing: ListPage) -> str:
     """Classify a page as ``article``, ``home``, ``list`` or ``other``.
@@ -197,11 +199,10 @@ def page_kind(page: Page, article: ArticlePage, listing: ListPage) -> str:
     ``'/list.jsp'``, ``'/index.jsp'``); structure decides when it is absent: an article body, the site
     root, list entries. A home page has list-shaped blocks too, so it is recognised before lists.
     """
-    match = _JSQ.search(page.html)
-    template = match.group(1).lower() if match else ""
-    if article.body_html is not None or template == "content":
+    template = vsb.template_of(page.html)
+    if article.body_html is not None or template == vsb.ARTICLE_TEMPLATE:
         return "article"
-    if template == "index" or urlsplit(page.url).path.lower() in _HOME_PATHS:
+    if template == vsb.HOME_TEMPLATE or vsb.is_home_url(page.url):
         return "home"
     if listing.entries:
         return "list"
@@ -216,7 +217,7 @@ def _list_of(page: Page) -> ListPage | None:
     return listing
 
 
-def _column_of_list(page: Page, hint: str | None) -> str | None:
+def column_of_list(page: Page, hint: str | None) -> str | None:
     """The column's name from its own list page: the breadcrumb link to itself, the breadcrumb's last
     link, or the ``<title>`` (``<column>-<site>``)."""
     if hint:
@@ -225,14 +226,14 @@ def _column_of_list(page: Page, hint: str | None) -> str | None:
     for text, url in trail:
         if url == urldefrag(page.url)[0]:
             return text
-    trail = [(t, u) for t, u in trail if urlsplit(u).path.lower() not in _HOME_PATHS and t not in ("首页", "网站首页")]
+    trail = [(t, u) for t, u in trail if not vsb.is_home_url(u) and t not in vsb.HOME_TEXTS]
     if trail:
         return trail[-1][0]
-    column, _site = _title_parts(page.html)
+    column, _site = title_parts(page.html)
     return column
 
 
-def _title_parts(html: str) -> tuple[str | None, str | None]:
+def title_parts(html: str) -> tuple[str | None, str | None]:
     """``<TITLE>党校工作动态-长春光华学院组织部</TITLE>`` -> (column, site)."""
     match = re.search(r"<title[^>]*>(.*?)</title>", html, re.I | re.S)
     text = " ".join(unescape(match.group(1)).split()) if match else ""
@@ -244,7 +245,7 @@ def _title_parts(html: str) -> tuple[str | None, str | None]:
 
 # ---------------------------------------------------------------- finding the list page
 def _from_list(page: Page, listing: ListPage, column: str | None) -> Found:
-    return Found(page, listing, "the given URL", _column_of_list(page, column))
+    return Found(page, listing, "the given URL", column_of_list(page, column))
 
 
 def _from_article(fetcher: Fetcher, page: Page, article: ArticlePage, column: str | None) -> Found:
@@ -261,7 +262,7 @@ def _from_article(fetcher: Fetcher, page: Page, article: ArticlePage, column: st
     if name is None:
         name = next((t for t, u in article.breadcrumb if urldefrag(u)[0] == target), None)
     how = "the article's breadcrumb" if column is None else f"the article page's link named {column!r}"
-    return Found(found[0], found[1], how, _column_of_list(found[0], name))
+    return Found(found[0], found[1], how, column_of_list(found[0], name))
 
 
 def _from_home(fetcher: Fetcher, page: Page, column: str | None) -> Found:
@@ -282,7 +283,7 @@ def _from_home(fetcher: Fetcher, page: Page, column: str | None) -> Found:
         tried += 1
         found = _checked_list(fetcher, url)
         if found is not None:
-            return Found(found[0], found[1], f"the link {text!r} on {page.url}", _column_of_list(found[0], None))
+            return Found(found[0], found[1], f"the link {text!r} on {page.url}", column_of_list(found[0], None))
     raise AddError(f"no column list page found among {tried} links of {page.url}; "
                    "give --column NAME, a list page or an article URL")
 
@@ -298,13 +299,12 @@ def _candidate_links(page: Page, fetcher: Fetcher) -> Iterator[tuple[str, str]]:
             continue
         url = urldefrag(urljoin(page.url, href))[0]
         path = urlsplit(url).path.lower()
-        if (not fetcher.on_host(url) or path in _HOME_PATHS or _ARTICLE_PATH.search(url)
-                or _FILE_SUFFIX.search(path) or "download.jsp" in path):
+        if not fetcher.on_host(url) or vsb.is_home_path(path) or _not_a_list(url):
             continue
         text = " ".join(a.text_content().split()) or (a.get("title") or "").strip()
-        if _MORE.search(text) or "more" in (a.get("class") or "").lower():
+        if vsb.MORE_TEXT.search(text) or "more" in (a.get("class") or "").lower():
             more.append((text, url))
-        elif _in_nav(a):
+        elif nav_tier(a) <= 2:
             nav.append((text, url))
     seen = {urldefrag(page.url)[0]}
     for text, url in more + nav:
@@ -313,14 +313,11 @@ def _candidate_links(page: Page, fetcher: Fetcher) -> Iterator[tuple[str, str]]:
             yield text, url
 
 
-def _in_nav(a: etree._Element) -> bool:
-    node = a.getparent()
-    while node is not None:
-        marks = " ".join(filter(None, (node.get("class"), node.get("id"))))
-        if node.tag == "nav" or (marks and _NAV.search(marks)):
-            return True
-        node = node.getparent()
-    return False
+def _not_a_list(url: str) -> bool:
+    """An article page or a file download: never a column's list page."""
+    ext = url_extension(url)
+    return (vsb.is_article_url(url) or vsb.DOWNLOAD_HREF.search(url) is not None
+            or ext in DOCUMENT_EXTENSIONS or ext in MEDIA_EXTENSIONS)
 
 
 def _checked_list(fetcher: Fetcher, url: str) -> tuple[Page, ListPage] | None:
@@ -345,8 +342,7 @@ def find_column(fetcher: Fetcher, url: str, column: str | None) -> tuple[Found, 
         return _from_article(fetcher, page, article, column), kind
     if kind == "list":
         return _from_list(page, listing, column), kind
-    match = _JSQ.search(page.html)
-    if kind == "other" and (match and match.group(1).lower() == "list" or "pb_sys_" in page.html):
+    if kind == "other" and (vsb.template_of(page.html) == vsb.LIST_TEMPLATE or vsb.PAGER_CLASS in page.html):
         raise AddError(f"{url} looks like a list page but no entries were found on it (template not supported?)")
     return _from_home(fetcher, page, column), kind
 
@@ -363,14 +359,15 @@ def _newest(entries: list[ListEntry], fetcher: Fetcher) -> ListEntry | None:
 
 def _list_rule(html: str) -> str:
     """Which built-in rule matched (the parsers expose no trace, so the markup is checked directly)."""
-    if re.search(r"""id\s*=\s*["']?line_u""", html):
-        return "default VSB selectors (li[id^=line_u])"
+    if re.search(rf"""id\s*=\s*["']?{vsb.LIST_ITEM_ID_PREFIX}""", html):
+        return f"default VSB selectors ({vsb.LIST_ITEMS.split(',')[0]})"
     return "fallback: the largest group of sibling items with a link and a date"
 
 
 def _body_rule(html: str) -> str:
-    if "v_news_content" in html:
-        return "default VSB selectors (.v_news_content)"
+    main = vsb.BODY_SELECTORS[0]  # .v_news_content
+    if main.lstrip(".") in html:
+        return f"default VSB selectors ({main})"
     if re.search(r"""id\s*=\s*["']?vsb_(?:content|newscontent)""", html):
         return "default VSB selectors (#vsb_content)"
     return "fallback body selectors"
@@ -413,7 +410,7 @@ def _report(out: TextIO, found: Found, title: str, fetcher: Fetcher) -> None:
 
 
 # ---------------------------------------------------------------- the sources file
-def _existing(text: str, path: Path) -> list[dict[str, Any]]:
+def existing_tables(text: str, path: Path) -> list[dict[str, Any]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -428,7 +425,7 @@ def slug_for(list_url: str, taken: set[str]) -> str:
     """From the list URL's last path segment (``/dxgz/dxgzdt.htm`` -> ``dxgzdt``), made unique."""
     parts = urlsplit(list_url)
     stem = parts.path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
-    tree = parse_qs(parts.query).get("wbtreeid", [""])[0]
+    tree = parse_qs(parts.query).get(vsb.TREE_PARAM, [""])[0]
     if parts.path.lower().endswith(".jsp") and tree.isdigit():
         stem = f"column{tree}"
     base = _SLUG_BAD.sub("-", stem).strip("-_")[:56] or "column"
@@ -440,26 +437,28 @@ def slug_for(list_url: str, taken: set[str]) -> str:
     return name
 
 
-def _render(table: dict[str, str]) -> str:
+def _render(tables: list[dict[str, str]]) -> str:
     doc = tomlkit.document()
     aot = tomlkit.aot()
-    item = tomlkit.table()
-    for key, value in table.items():
-        item[key] = value
-    aot.append(item)
+    for table in tables:
+        item = tomlkit.table()
+        for key, value in table.items():
+            item[key] = value
+        aot.append(item)
     doc.append("source", aot)
     return tomlkit.dumps(doc)
 
 
-def _append(path: Path, old: str | None, table: dict[str, str]) -> None:
-    """Append the table as text so every existing byte (comments, layout) stays; replace atomically."""
+def append_tables(path: Path, old: str | None, tables: list[dict[str, str]]) -> None:
+    """Append the tables as text so every existing byte (comments, layout) stays; replace atomically."""
     prefix = NEW_FILE_HEADER if old is None else old
     if prefix and not prefix.endswith("\n"):
         prefix += "\n"
-    new = prefix + ("\n" if prefix.strip() else "") + _render(table)
+    new = prefix + ("\n" if prefix.strip() else "") + _render(tables)
     try:
-        tables = tomllib.loads(new)["source"]
-        source_from_table(tables[-1])
+        written = tomllib.loads(new)["source"]
+        for table in written[len(written) - len(tables):]:
+            source_from_table(table)
     except (tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
         raise AddError(f"{path}: appending the source would make the file invalid: {exc}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -479,18 +478,36 @@ def _append(path: Path, old: str | None, table: dict[str, str]) -> None:
 
 
 # ---------------------------------------------------------------- entry point
-def add_source(cfg: AppConfig, url: str, *, name: str | None, column: str | None, out: TextIO) -> Source:
-    """Find the column behind ``url``, show what a crawl would extract, append it to SOURCES_FILE."""
-    url = url.strip()
-    column = column.strip() if column and column.strip() else None
-    path = Path(cfg.SOURCES_FILE)
+def read_sources_file(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The file's text (None when missing) and its [[source]] tables; AddError when unreadable."""
     try:
         old: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        old = None
+        return None, []
     except (OSError, UnicodeDecodeError) as exc:
         raise AddError(f"{path}: cannot read the sources file: {exc}") from None
-    tables = _existing(old, path) if old is not None else []
+    return old, existing_tables(old, path)
+
+
+def same_page(a: str | None, b: str | None) -> bool:
+    """Two spellings of one URL (host case, default port, fragment, dot segments, query order)."""
+    return bool(a and b) and canonical_article_url(a or "") == canonical_article_url(b or "")
+
+
+def source_title(html: str, column: str | None, list_url: str) -> str:
+    """``<site> · <column>`` from the list page's ``<title>``; the column alone, or the URL, when unknown."""
+    _col, site = title_parts(html)
+    return f"{site} · {column}" if site and column and site != column else (column or list_url)
+
+
+def add_source(cfg: AppConfig, url: str, *, name: str | None, column: str | None, out: TextIO,
+               dry_run: bool = False) -> Source:
+    """Find the column behind ``url``, show what a crawl would extract, append it to SOURCES_FILE
+    (with ``dry_run``: show only)."""
+    url = url.strip()
+    column = column.strip() if column and column.strip() else None
+    path = Path(cfg.SOURCES_FILE)
+    old, tables = read_sources_file(path)
     taken = {t["name"] for t in tables if isinstance(t.get("name"), str)}
     if name is not None and (not NAME_RE.match(name) or name in RESERVED_NAMES):
         raise AddError(f"--name must be a lowercase slug (a-z, 0-9, -, _) and not reserved, got {name!r}")
@@ -501,11 +518,10 @@ def add_source(cfg: AppConfig, url: str, *, name: str | None, column: str | None
     found, kind = find_column(fetcher, url, column)
     list_url = urldefrag(found.page.url)[0]
     for t in tables:
-        if list_url == t.get("list_url"):
+        if same_page(list_url, t.get("list_url")):
             raise AddError(f"{path} already has this column as source {t.get('name')!r} ({list_url})")
     column_name = found.column
-    _col, site = _title_parts(found.page.html)
-    title = f"{site} · {column_name}" if site and column_name and site != column_name else (column_name or list_url)
+    title = source_title(found.page.html, column_name, list_url)
     _report(out, found, title, fetcher)
 
     table: dict[str, str] = {"name": name or slug_for(list_url, taken), "title": title, "list_url": list_url}
@@ -513,8 +529,10 @@ def add_source(cfg: AppConfig, url: str, *, name: str | None, column: str | None
         table["seed_url"] = urldefrag(url)[0]
     if column_name:
         table["column"] = column_name
-    _append(path, old, table)
     source = source_from_table(table)
+    if dry_run:
+        print(f"dry run: would add source {source.name!r} to {path}; nothing written", file=out)
+        return source
+    append_tables(path, old, [table])
     print(f"added source {source.name!r} to {path}", file=out)
     return source
-

@@ -13,6 +13,7 @@ from crawler.items import ArticleItem, CheckItem
 from crawler.parsing import decode_html, newsid_of, parse_article
 from crawler.parsing.model import Selectors
 from db import store
+from db.filetypes import mime_type
 
 logger = logging.getLogger("crawler.spiders.column")
 
@@ -70,20 +71,3 @@ def title_from_text(text: str, limit: int = 60) -> str | None:
     """A title for a page whose title (on the page and in the list) is blank: its first line of text."""
     line = next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
     return (line[: limit - 1] + "…" if len(line) > limit else line) or None
-
-
-MIME_BY_EXT = {
-    "pdf": "application/pdf", "doc": "application/msword", "xls": "application/vnd.ms-excel",
-    "ppt": "application/vnd.ms-powerpoint",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "zip": "application/zip", "rar": "application/vnd.rar", "7z": "application/x-7z-compressed",
-    "txt": "text/plain", "wps": "application/vnd.ms-works", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-    "png": "image/png", "mp4": "video/mp4",
-}
-
-
-def mime_type(name: str) -> str:
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return MIME_BY_EXT.get(ext, "application/octet-stream")

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.downloadermiddlewares.offsite import OffsiteMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import (
@@ -19,6 +19,7 @@ from scrapy.exceptions import (
     DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
+    NotConfigured,
     ResponseDataLossError,
 )
 from scrapy.http import Response
@@ -105,7 +106,7 @@ class SourceRequestFingerprinter(RequestFingerprinter):
             return base
         purpose = getattr(request.callback, "__name__", "")
         hops = len(request.meta.get("redirect_urls") or ())
-        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode()).digest()  # noqa: S324 - not for security
+        return hashlib.sha1(base + f"{source}\0{purpose}\0{hops}".encode(), usedforsecurity=False).digest()
 
 
 # Failures of the network, not of our code: one log line with the reason, no traceback.
@@ -128,3 +129,30 @@ def quiet_network_tracebacks() -> None:
     log = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
     if not any(isinstance(f, OneLineNetworkErrors) for f in log.filters):
         log.addFilter(OneLineNetworkErrors())
+
+
+class DelayAfterResponse:
+    """Count ``DOWNLOAD_DELAY`` from the end of the previous response of a host, not from its dequeueing.
+
+    Scrapy spaces the moments its downloader takes requests off a host's queue. When the event loop is
+    busy (parsing, storing) a request can go out late while the next one leaves on time, and the host then
+    sees two requests closer than the delay. With one request in flight per host, restarting the clock
+    when a response has arrived makes every gap the host sees at least the delay, whatever the loop does.
+    """
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DelayAfterResponse:
+        if not crawler.settings.getfloat("DOWNLOAD_DELAY"):
+            raise NotConfigured("no download delay")
+        ext = cls(crawler)
+        crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
+        return ext
+
+    def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
+        downloader = self.crawler.engine.downloader
+        slot = downloader.slots.get(downloader.get_slot_key(request))
+        if slot is not None:
+            slot.lastseen = time.monotonic()

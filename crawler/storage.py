@@ -1,11 +1,12 @@
 """Storing a crawl's items: batched transactions and each source's run record (no Scrapy here).
 
-A batch is committed after ``COMMIT_EVERY`` items, ``COMMIT_SECONDS`` after its first item (when the caller
-gives a timer) and when a run finishes, so a crash or kill loses at most the last half second of items; the
-next run fetches them again (a run saves its list-page validators and backfill mark only when it succeeds,
-and a batch that cannot be committed fails the runs it held items of). An item that raises is the only one
-lost: the batch is rolled back and the items before it are stored again. (A commit per item cost ~10 % of a
-backfill's CPU: bench/crawl.py.)
+Items are kept in memory and written in one short transaction after ``COMMIT_EVERY`` items,
+``COMMIT_SECONDS`` after a batch's first item (when the caller gives a timer) and when a run finishes, so a
+crash or kill loses at most the last half second of items; the next run fetches them again (a run saves its
+list-page validators and backfill mark only when it succeeds, and a batch that cannot be committed fails the
+runs it held items of). An item that raises is the only one lost. (A commit per item cost ~10 % of a
+backfill's CPU; a transaction held open while items arrived made parallel crawl processes wait for SQLite's
+write lock: bench/crawl.py, bench/scale.py.)
 """
 
 from __future__ import annotations
@@ -42,15 +43,13 @@ CallLater = Callable[[float, Callable[[], None]], Timer | None]
 
 
 class CrawlStorage:
-    """The runs of one crawl process, one per source, and the open batch of their items."""
+    """The runs of one crawl process, one per source, and the batch of their items not yet written."""
 
     def __init__(self, factory: sessionmaker[Session], call_later: CallLater | None = None) -> None:
         self.factory = factory
         self.call_later = call_later
         self.runs: dict[str, CrawlContext] = {}
-        self.session: Session | None = None
-        self.batch: list[tuple[Item, datetime]] = []  # the items stored in the open transaction
-        self.counts: dict[str, Counter[str]] = {}  # their outcomes per source, added to the runs once committed
+        self.batch: list[tuple[Item, datetime]] = []  # items waiting to be written, with their arrival times
         self.timer: Timer | None = None
 
     # ------------------------------------------------------------------ runs
@@ -61,7 +60,7 @@ class CrawlStorage:
         return ctx
 
     def finish_run(self, name: str, requests: int, pages: int, close_reason: str) -> str:
-        """Commit what is pending, then record the run's verdict; returns "ok" or "failed"."""
+        """Write what is pending, then record the run's verdict; returns "ok" or "failed"."""
         try:
             self.commit()
         except Exception:
@@ -70,62 +69,56 @@ class CrawlStorage:
 
     # ------------------------------------------------------------------ items
     def store(self, item: Item) -> None:
-        ctx = self.runs[item.source]
-        session = self._open()
-        now = utcnow()
-        try:
-            self._store(session, ctx, item, now, self._counts(item.source))
-        except Exception:
-            self._replay()  # this item is rolled back; the batch's earlier ones are stored again
-            raise
-        self.batch.append((item, now))
+        if not self.batch and self.call_later is not None:
+            self.timer = self.call_later(COMMIT_SECONDS, self._commit_on_timer)
+        self.batch.append((item, utcnow()))
         if len(self.batch) >= COMMIT_EVERY:
             self.commit()
 
     def commit(self) -> None:
-        """Commit the open batch; if that fails, its sources' runs fail, so the next run fetches it again."""
+        """Write the batch in one short transaction (other crawl processes wait for SQLite's write lock only
+        that long). An item that raises is logged and left out, the others are written again without it; if
+        the commit itself fails, the runs of the batch's sources fail, so the next run fetches it again."""
         self._cancel_timer()
-        session, self.session = self.session, None
-        if session is None:
-            return
-        batch, counts = self.batch, self.counts
-        self.batch, self.counts = [], {}
-        try:
-            session.commit()
-        except Exception as exc:
-            for name in {item.source for item, _ in batch}:
-                self.runs[name].fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
-            raise
-        finally:
-            session.close()
-        for name, counter in counts.items():
-            self.runs[name].counts.update(counter)
+        batch, self.batch = self.batch, []
+        replay = False
+        while batch:
+            failed_at = self._write(batch, quiet=replay)
+            if failed_at is None:
+                return
+            batch.pop(failed_at)
+            replay = True
 
     # ------------------------------------------------------------------ transactions
-    def _counts(self, name: str) -> Counter[str]:
-        return self.counts.setdefault(name, Counter())
-
-    def _open(self) -> Session:
-        if self.session is None:
-            self.session = self.factory()
-            self.session.begin()
-            self.timer = self.call_later(COMMIT_SECONDS, self._commit_on_timer) if self.call_later else None
-        return self.session
+    def _write(self, batch: list[tuple[Item, datetime]], quiet: bool) -> int | None:
+        """Store and commit ``batch``; the index of the item that raised (nothing committed), or None."""
+        counts: dict[str, Counter[str]] = {}
+        with self.factory() as session:
+            session.begin()
+            for i, (item, now) in enumerate(batch):
+                try:
+                    self._store(session, self.runs[item.source], item, now,
+                                counts.setdefault(item.source, Counter()), quiet)
+                except Exception:
+                    session.rollback()
+                    logger.exception("%s: could not store %s; left out (the next run fetches it again)",
+                                     item.source, _describe(item))
+                    return i
+            try:
+                session.commit()
+            except Exception as exc:
+                for name in {item.source for item, _ in batch}:
+                    self.runs[name].fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: "
+                                         f"{exc}")
+                raise
+        for name, counter in counts.items():
+            self.runs[name].counts.update(counter)
+        return None
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-
-    def _discard(self) -> list[tuple[Item, datetime]]:
-        """Roll back and close the open transaction; return its items."""
-        self._cancel_timer()
-        session, self.session = self.session, None
-        if session is not None:
-            session.rollback()
-            session.close()
-        batch, self.batch, self.counts = self.batch, [], {}
-        return batch
 
     def _commit_on_timer(self) -> None:
         self.timer = None
@@ -133,21 +126,6 @@ class CrawlStorage:
             self.commit()
         except Exception:
             logger.exception("storing a batch of items failed")
-
-    def _replay(self) -> None:
-        batch = self._discard()
-        if not batch:
-            return
-        try:
-            session = self._open()
-            for item, now in batch:
-                self._store(session, self.runs[item.source], item, now, self._counts(item.source), quiet=True)
-                self.batch.append((item, now))
-        except Exception as exc:
-            self._discard()
-            for name in {item.source for item, _ in batch}:
-                self.runs[name].fail(f"database: could not store {len(batch)} items: {type(exc).__name__}: {exc}")
-            raise
 
     # ------------------------------------------------------------------ one item
     def _store(self, s: Session, ctx: CrawlContext, item: Item, now: datetime, counts: Counter[str],
@@ -186,3 +164,11 @@ class CrawlStorage:
             if not quiet:
                 logger.warning("%s: skipped %s: %s (will retry next run)", ctx.source.name, item.url, item.reason)
 
+
+
+def _describe(item: Item) -> str:
+    if isinstance(item, ArticleItem):
+        return item.record.url
+    if isinstance(item, CheckItem):
+        return item.url
+    return f"a list page of {len(item.entries)} entries"

@@ -7,13 +7,12 @@ about which articles appear, in what order, with which dates and content, is mad
 from __future__ import annotations
 
 import logging
-import mimetypes
 from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
-from pathlib import PurePosixPath
 from zoneinfo import ZoneInfo
 
+from db import filetypes
 from feeds.query import ArticleRec, AttachmentRec, Snapshot, SourceRec
 from feeds.text import absolute_url, absolutize_html, is_absolute_http, one_line, summarize, xml_safe
 
@@ -24,24 +23,6 @@ ALL_SLUG = "all"
 ALL_TITLE = "全部栏目 · All columns"
 GENERATOR = "ghu-feeds"
 
-# Office and archive types common on Chinese university sites, by extension; Python's own table
-# (not the host's /etc/mime.types, which differs between machines) covers the rest.
-_MIME_BY_EXT = {
-    ".pdf": "application/pdf",
-    ".doc": "application/msword",
-    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ".xls": "application/vnd.ms-excel",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".ppt": "application/vnd.ms-powerpoint",
-    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ".zip": "application/zip",
-    ".rar": "application/vnd.rar",
-    ".7z": "application/x-7z-compressed",
-    ".txt": "text/plain",
-}
-_GENERIC_MIME = {"", "application/octet-stream", "binary/octet-stream", "application/x-download",
-                 "application/force-download", "text/html"}
-_MIMETYPES = mimetypes.MimeTypes()  # built-in table only: the same answer on every host
 
 
 def local_time(when: datetime) -> datetime:
@@ -56,11 +37,9 @@ def iso(when: datetime) -> str:
 
 def attachment_mime(att: AttachmentRec) -> str:
     """The stored type unless it is a generic download type; else guessed from the shown file name."""
-    stored = (att.mime_type or "").split(";")[0].strip().lower()
-    if stored not in _GENERIC_MIME:
-        return stored
-    ext = PurePosixPath(att.name.strip().lower()).suffix
-    return _MIME_BY_EXT.get(ext) or _MIMETYPES.guess_type("f" + ext)[0] or "application/octet-stream"
+    if not filetypes.is_generic(att.mime_type):
+        return (att.mime_type or "").split(";")[0].strip().lower()
+    return filetypes.mime_type(att.name)
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,14 @@ def test_kill_9_mid_crawl_of_several_sources_loses_and_duplicates_nothing(db_url
         sources = write_sources(tmp_path / "sources.toml",
                                 {"name": "one", "title": "一", "list_url": f"{one.base}/dxgz/dxgzdt.htm"},
                                 {"name": "two", "title": "二", "list_url": f"{two.base}/dxgz/dxgzdt.htm"})
-        env = project_env(db_url, sources, tmp_path / "feeds")
+        # one host (127.0.0.1) for both: ~94 requests at >= 0.1 s apart, so there is time to kill mid-crawl
+        env = project_env(db_url, sources, tmp_path / "feeds", CRAWL_DELAY="0.1")
         proc = subprocess.Popen([sys.executable, "scheduler.py", "--once"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             def both_storing() -> bool:
                 stored = Counter(a.source_id for a in articles(db_url) if a.status == "ok")
-                return len(stored) == 2 and min(stored.values()) >= 5
+                return len(stored) == 2 and min(stored.values()) >= 3
 
             wait_for(both_storing, 120, "articles of both sources being stored")
         finally:

@@ -4,10 +4,12 @@ Decode bytes with :func:`decode_html`, then parse list pages with :func:`parse_l
 pages with :func:`parse_article`; URL identity lives in :mod:`.urls`, feed-safe HTML in :mod:`.sanitize`.
 """
 
+from crawler.vsb import looks_like_vsb
+
 from .article import parse_article
 from .dates import SHANGHAI, parse_date
-from .discovery import find_column_list_url, looks_like_vsb
-from .encoding import decode_html
+from .discovery import find_column_list_url, nav_tier
+from .encoding import decode_html, header_charset
 from .listpage import parse_list_page
 from .model import ArticlePage, AttachmentLink, ListEntry, ListPage, Selectors
 from .sanitize import html_to_text, sanitize_html, strip_xml_illegal
@@ -23,9 +25,11 @@ __all__ = [
     "canonical_article_url",
     "decode_html",
     "find_column_list_url",
+    "header_charset",
     "html_to_text",
     "is_on_domains",
     "looks_like_vsb",
+    "nav_tier",
     "newsid_of",
     "parse_article",
     "parse_date",

@@ -15,6 +15,9 @@ from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
+from crawler import vsb
+from db.filetypes import DOCUMENT_EXTENSIONS, url_extension
+
 from ._dom import (
     SKIP_TAGS,
     UNWALKED,
@@ -38,15 +41,10 @@ from .sanitize import sanitize_and_text
 log = logging.getLogger(__name__)
 _string = etree.XPath("string()")
 
-FORM = "form[name=_newscontent_fromname]"  # looked up by _form()
-BODY_SELECTORS = (".v_news_content", "[id^=vsb_content]", "#vsb_newscontent", "[id^=vsb_newscontent]",
-                  ".article-content", ".article_content", ".arti_content")
-TITLE_SELECTORS = ("h1", "h2", "h3", ".title", ".nr-tit", ".arti_title", ".arti-title", ".content-title",
-                   ".article-title", ".news-title", ".news_title", "[class^=titlestyle]", ".tit", ".bt")
-# Old VSB templates print bare values in numbered classes: <span class="timestyle1139">2024-10-24</span>
-_STYLE_FIELDS = {"published": "[class^=timestyle]", "author": "[class^=authorstyle]"}
-FILE_EXTENSIONS = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "zip", "rar", "7z", "txt",
-                             "wps", "et", "dps", "ofd", "csv", "rtf", "odt", "ods", "odp", "tar", "gz"})
+FORM = vsb.ARTICLE_FORM  # looked up by _form()
+BODY_SELECTORS = vsb.BODY_SELECTORS
+TITLE_SELECTORS = vsb.TITLE_SELECTORS
+_STYLE_FIELDS = vsb.STYLE_FIELDS
 
 # Longer labels first so that 责任编辑 is not read as 编辑 and 发布时间 not as 时间.
 _FIELD_LABELS = {
@@ -66,10 +64,8 @@ _PREV_NEXT = re.compile(r"^(上一篇|下一篇|上一条|下一条|上篇|下�
 # A text node whose first visible character is 上 or 下 (what norm_space drops or collapses comes before it).
 _LEADING_UP_DOWN = re.compile("[\\s\u200b\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]*[上下]")
 _PRINT_CLOSE = re.compile(r"^[【\[]?\s*(打印本页|打印|关闭窗口|关闭|返回顶部)\s*[】\]]?$")
-_DOWNLOAD = re.compile(r"download\.jsp|DownloadAttachUrl", re.I)
-_POSITION_LABEL = re.compile(r"(您现在的位置|当前位置|现在位置|所在位置|位置)\s*(?:是)?\s*[:：]")
-_BREADCRUMB_CLASSES = (".dqwz, .position, .location, .breadcrumb, .crumb, .crumbs, [class*=breadcrumb], "
-                       "[class*=position], [class*=location], [class*=dqwz], [class*=weizhi]")
+_DOWNLOAD = vsb.DOWNLOAD_HREF
+_POSITION_LABEL = vsb.POSITION_LABEL
 
 EMPTY = ArticlePage(title=None, published=None, date_only=False, author=None, origin=None, editor=None,
                     body_html=None, body_text="")
@@ -304,7 +300,7 @@ def _credits(body_text: str) -> dict[str, str | None]:
 # ---------------------------------------------------------------- body
 def _form(root: etree._Element) -> etree._Element | None:
     """``first(root, FORM)`` by tag lookup in C instead of XPath."""
-    return next((form for form in root.iter("form") if form.get("name") == "_newscontent_fromname"), None)
+    return next((form for form in root.iter("form") if form.get("name") == vsb.ARTICLE_FORM_NAME), None)
 
 
 def _find_body(root: etree._Element, selectors: Selectors) -> etree._Element | None:
@@ -397,19 +393,13 @@ def _attachments(root: etree._Element, scope: etree._Element, body: etree._Eleme
             continue
         if wanted:
             target = in_body if inside else listed
-        elif _file_extension(url) in FILE_EXTENSIONS:
+        elif url_extension(url) in DOCUMENT_EXTENSIONS:
             target = in_body
         else:
             continue
         seen.add(url)
         target.append(AttachmentLink(name=_attachment_name(a, url), url=url, in_body=inside))
     return listed + in_body
-
-
-def _file_extension(url: str) -> str:
-    path = urlsplit(url).path
-    name = path.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
 def _attachment_name(a: etree._Element, url: str) -> str:
@@ -444,7 +434,7 @@ def _breadcrumb_container(root: etree._Element, exclude: etree._Element | None) 
             if node.find(".//a") is not None:
                 return node
             node = node.getparent()
-    for el in css(root, _BREADCRUMB_CLASSES):
+    for el in css(root, vsb.BREADCRUMB_CLASSES):
         if not is_inside(el, exclude) and el.find(".//a") is not None and el.tag not in ("body", "html"):
             return el
     return None

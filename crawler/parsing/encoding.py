@@ -12,6 +12,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from w3lib.encoding import http_content_type_encoding
+
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same two bytes
@@ -22,6 +24,8 @@ _BOMS = (
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _CHINESE = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "ms936", "windows-936", "gb_2312-80", "euc-cn",
             "csgb2312", "iso-ir-58", "chinese", "csiso58gb231280"}
+_WIDE_UNICODE = {"utf-16", "utf-16le", "utf-16be", "utf-16-le", "utf-16-be", "utf-32", "utf-32le", "utf-32be",
+                 "utf-32-le", "utf-32-be"}
 _SNIFF_BYTES = 4096
 # A declared charset that yields more replacement characters than this share is probably a wrong label.
 _MAX_BAD_SHARE = 0.001
@@ -34,7 +38,7 @@ def normalize_charset(label: str | None) -> str | None:
     name = label.strip().strip("\"'").lower()
     if name in _CHINESE:
         return "gb18030"
-    if name in ("utf-16", "utf-16le", "utf-16be", "utf-32"):
+    if name in _WIDE_UNICODE:
         # HTML: a UTF-16 label without a BOM is treated as UTF-8 (the label survived a re-encode)
         return "utf-8"
     try:
@@ -44,6 +48,19 @@ def normalize_charset(label: str | None) -> str | None:
     if not getattr(info, "_is_text_encoding", True):
         return None  # rot13, base64 & co. are codecs but not charsets
     return "gb18030" if info.name in ("gbk", "gb2312") else info.name
+
+
+def header_charset(content_type: str | bytes | None) -> str | None:
+    """The charset named by a ``Content-Type`` header value (w3lib's parser: quoted values, several
+    parameters), as a codec name; None when there is none. Bytes are read as Latin-1, as headers are."""
+    if isinstance(content_type, bytes | bytearray):
+        content_type = bytes(content_type).decode("latin-1")
+    if not isinstance(content_type, str):
+        return None
+    try:
+        return http_content_type_encoding(content_type)
+    except (LookupError, ValueError):
+        return None
 
 
 def sniff_meta_charset(body: bytes) -> str | None:

@@ -15,6 +15,8 @@ from urllib.parse import urldefrag
 
 from lxml import etree
 
+from crawler import vsb
+
 from ._dom import (
     XPATH_SPACE,
     absolute_url,
@@ -34,13 +36,16 @@ from .urls import canonical_article_url, newsid_of
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ITEMS = "li[id^=line_u], tr[id^=line_u], dd[id^=line_u], div[id^=line_u]"
-DEFAULT_NEXT = "span.p_next a[href], a.Next[href], a.next[href], a.p_next[href]"  # see _default_next_links
-_PAGER_ROOTS = "[class*=pb_sys], .pagination, .pager, .paging, .pages, .page"  # see _pager_anchor
+DEFAULT_ITEMS = vsb.LIST_ITEMS  # see _default_items
+DEFAULT_NEXT = vsb.NEXT_PAGE  # see _default_next_links
+_PAGER_ROOTS = vsb.PAGER_ROOTS  # see _pager_anchor
 _ITEM_TAGS = frozenset({"li", "tr", "dd", "div"})  # DEFAULT_ITEMS, see _default_items
+_ITEM_IDS = f"[id^={vsb.LIST_ITEM_ID_PREFIX}]"
+_PAGER_CLASS = vsb.PAGER_CLASS
+_PAGER_BLOCK = f"[class*={_PAGER_CLASS}]"
 _PAGER_CLASSES = frozenset({"pagination", "pager", "paging", "pages", "page"})
-_COMPONENT = re.compile(r"^line_u(\d+)_")
-_ARTICLE_HREF = re.compile(r"/info/\d+/\d+\.htm|\.jsp\?.*wbnewsid=\d+", re.I)
+_COMPONENT = vsb.LIST_ITEM_COMPONENT
+_ARTICLE_HREF = vsb.ARTICLE_HREF
 _TRUNCATION = re.compile(r"(?:\.{3,}|…+|。{3,})\s*$")
 _NEXT_TEXT = re.compile(r"^下一?页\s*[>»›]*$")
 _COUNTER = re.compile(r"(?<![\d/])(\d{1,6})\s*/\s*(\d{1,6})(?![\d/])")
@@ -113,7 +118,7 @@ def _outermost(elements: list[etree._Element]) -> list[etree._Element]:
 
 def _default_items(root: etree._Element) -> list[etree._Element]:
     """``css(root, DEFAULT_ITEMS)`` from one lookup of ``line_u`` ids instead of four XPath scans."""
-    return [el for el in css(root, "[id^=line_u]") if el.tag in _ITEM_TAGS]
+    return [el for el in css(root, _ITEM_IDS) if el.tag in _ITEM_TAGS]
 
 
 def _main_component(items: list[etree._Element],
@@ -348,7 +353,7 @@ def _pager_anchor(root: etree._Element, next_link: etree._Element | None) -> etr
     XPath evaluates each of the six selectors over the whole page before the union is sorted."""
     for el in root.iter(etree.Element):
         classes = el.get("class")
-        if classes and ("pb_sys" in classes or (
+        if classes and (_PAGER_CLASS in classes or (
                 "pag" in classes and not _PAGER_CLASSES.isdisjoint(XPATH_SPACE.split(classes)))):
             return el
     return next_link
@@ -356,7 +361,7 @@ def _pager_anchor(root: etree._Element, next_link: etree._Element | None) -> etr
 
 def _pager_text(root: etree._Element, next_link: etree._Element | None) -> str:
     """Text of the pager block (counters like ``1/11``, ``共52条``), words kept apart by spaces."""
-    roots = css(root, "[class*=pb_sys]")
+    roots = css(root, _PAGER_BLOCK)
     if not roots and next_link is not None:
         node = next_link
         for _ in range(3):
@@ -373,7 +378,7 @@ def _pager_text(root: etree._Element, next_link: etree._Element | None) -> str:
 
 
 def _total_pages(root: etree._Element, pager_text: str) -> int | None:
-    for el in css(root, "span.p_t"):
+    for el in css(root, vsb.PAGER_COUNTER):
         match = _COUNTER.fullmatch(text_of(el))
         if match and int(match.group(1)) <= int(match.group(2)):
             return int(match.group(2))
@@ -383,7 +388,7 @@ def _total_pages(root: etree._Element, pager_text: str) -> int | None:
     match = _PAGES.search(pager_text)
     if match:
         return int(match.group(1))
-    numbers = [int(t) for t in (text_of(el) for el in css(root, ".p_no, .p_no_d")) if t.isdigit()]
+    numbers = [int(t) for t in (text_of(el) for el in css(root, vsb.PAGE_NUMBERS)) if t.isdigit()]
     return max(numbers) if numbers else None
 
 

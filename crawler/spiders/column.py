@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -41,6 +40,7 @@ from crawler.parsing import (
     canonical_article_url,
     decode_html,
     find_column_list_url,
+    header_charset,
     is_on_domains,
     parse_list_page,
 )
@@ -48,6 +48,7 @@ from crawler.parsing.model import ListPage
 from crawler.pipelines import call_later
 from crawler.sources import Source, load_sources, source_from_table
 from crawler.storage import CrawlStorage
+from crawler.vsb import NUMBERED_LIST_PAGE as _NUMBERED_PAGE
 from db import store
 from db.engine import open_database, transaction
 from db.models import utcnow
@@ -59,7 +60,6 @@ GONE = (404, 410)
 # A run fails for template drift when at least this share of fetched article pages had no title or body.
 DRIFT_SHARE = 0.5
 MAX_LIST_PAGES = 2000
-_NUMBERED_PAGE = re.compile(r"^(.*/)(\d+)\.htm$")
 
 
 def parse_names(sources: str | None, source: str | None, available: list[str]) -> list[str]:
@@ -397,12 +397,7 @@ def _header(response: Response, name: bytes) -> str | None:
 
 
 def _header_charset(response: Response) -> str | None:
-    ctype = _header(response, b"Content-Type") or ""
-    for part in ctype.split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        if key.lower() == "charset" and value:
-            return value.strip("\"' ")
-    return None
+    return header_charset(response.headers.get(b"Content-Type"))
 
 
 def _describe(failure: Failure) -> str:
