@@ -41,5 +41,6 @@ def _item(e: Entry) -> dict[str, Any]:
     if e.page_url:  # JSON Feed has no related link: an extension object (keys starting with "_" are allowed)
         item["_archive"] = {"about": ARCHIVE_ABOUT, "page_url": e.page_url}
     if e.attachments:
-        item["attachments"] = [{"url": a.url, "title": a.name, "mime_type": a.mime_type} for a in e.attachments]
+        item["attachments"] = [{"url": a.url, "title": a.name, "mime_type": a.mime_type,
+                                **({"size_in_bytes": a.length} if a.length else {})} for a in e.attachments]
     return item

@@ -87,7 +87,7 @@ def _served(entry: Entry, art: ArticleRec, urls: Urls) -> Entry:
     copies = copies_of(art)
     attachments = tuple(
         Attachment(name=a.name, url=xml_safe(media_url(urls.public, copies[a.url])),
-                   mime_type=copies[a.url].mime_type) if a.url in copies else a
+                   mime_type=copies[a.url].mime_type, length=copies[a.url].size) if a.url in copies else a
         for a in entry.attachments
     )
     return replace(entry, content_html=xml_safe(rewrite_html(entry.content_html, copies, urls.public)),

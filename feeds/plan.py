@@ -79,6 +79,7 @@ class Attachment:
     name: str
     url: str
     mime_type: str
+    length: int = 0  # bytes, when known (our kept copy); 0 = unknown
 
 
 @dataclass(frozen=True)

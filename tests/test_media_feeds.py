@@ -66,4 +66,7 @@ def test_serve_feeds_pass_the_feed_checks_and_point_at_copies(tmp_path: Path) ->
     assert [i.find(f"{ATOM}link[@rel='related']") is not None for i in items] == [True, False, True, True, True]
     item = doc["items"][-1]
     assert item["attachments"][1]["url"].startswith(f"{PUBLIC}media/")
+    assert item["attachments"][1]["size_in_bytes"] == len(PDF) and "size_in_bytes" not in item["attachments"][0]
+    pdf_link = next(link for link in oldest.links if link.rel == "enclosure" and link.href.endswith(".pdf"))
+    assert pdf_link.length == str(len(PDF))
     assert item["_archive"]["page_url"] == related[0]
