@@ -4,6 +4,7 @@
     python scheduler.py --once          crawl every source once, publish, exit (1 if any crawl failed)
     python scheduler.py status          a table of sources: articles, last crawl, result, next run
     python scheduler.py publish         rebuild the feeds from the database
+    python scheduler.py media --backfill  keep copies of the media of articles stored before MEDIA=keep
     python scheduler.py add URL [--name NAME] [--column NAME] [--dry-run]   add a VSB column to the sources file
     python scheduler.py add URL --all [--dry-run]   add every list column in the site's navigation
     python scheduler.py node [--bind ADDR] [--port N] [--dir DIR]  run a Scrapyd crawl node (CRAWL_BACKEND=scrapyd)
@@ -123,6 +124,7 @@ class Service:
 
     # -- service
     def start_server(self) -> tuple[str, int]:
+        from feeds.media_app import service_routes
         from feeds.server import FeedServer
         from feeds.status import health, metrics
 
@@ -135,6 +137,7 @@ class Service:
             metrics=lambda: metrics(self.factory) + (self.backend.jobs.prometheus() if hasattr(self.backend, "jobs")
                                                      else ""),
             session_factory=self.factory, public_url=self.cfg.PUBLIC_URL,  # /search
+            extra_routes=service_routes(self.cfg, self.factory),  # /media/… when MEDIA=keep or serve
         )
         return self.server.start_in_thread()
 
@@ -294,6 +297,10 @@ def cmd_status(cfg: AppConfig, sources: dict[str, Source]) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     print("\n" + "\n".join(node_report(cfg)))  # the backend; with scrapyd each node's reachability and jobs
+    if cfg.keeps_media:
+        from feeds.status import media_lines
+
+        print("\n" + "\n".join(media_lines(service.factory, list(sources))))
     return 0
 
 
@@ -333,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("status", help="show each source's articles, last crawl and next run")
     sub.add_parser("publish", help="rebuild the feeds from the database")
+    media = sub.add_parser("media", help="MEDIA=keep|serve: download media of stored articles, then publish")
+    media.add_argument("--backfill", action="store_true",
+                       help="also media never tried (articles stored before MEDIA=keep); default: failed ones")
     add = sub.add_parser("add", help="discover a VSB column from a URL and add it to the sources file")
     add.add_argument("url", help="a column list page, an article page or a home page")
     add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
@@ -364,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_status(cfg, sources)
     if args.command == "publish":
         return cmd_publish(cfg, sources)
+    if args.command == "media":
+        from crawler.media_backfill import backfill_media
+
+        return backfill_media(cfg, list(sources), args.backfill) or cmd_publish(cfg, sources)
     if args.once:
         return cmd_once(cfg, sources)
     return cmd_serve(cfg, sources)

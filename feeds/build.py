@@ -12,6 +12,7 @@ from feeds.atom import archive_files, subscription_atom
 from feeds.charts import charts_block
 from feeds.index_page import index_document
 from feeds.jsonfeed import subscription_json
+from feeds.media_links import with_links
 from feeds.opml import opml_document
 from feeds.plan import Entry, FeedPlan, Urls, column_entries, combined_plan, source_plan
 from feeds.query import Snapshot, load_snapshot
@@ -35,7 +36,7 @@ def plans_for(snapshot: Snapshot, entries: dict[str, list[Entry]], config: AppCo
 def build_files(snapshot: Snapshot, config: AppConfig) -> dict[str, bytes]:
     """Every file under FEEDS_DIR, keyed by its POSIX path relative to FEEDS_DIR."""
     urls = Urls.of(config.PUBLIC_URL)
-    entries = {s.name: column_entries(s) for s in snapshot.sources}
+    entries = {s.name: with_links(s, column_entries(s), urls, config.MEDIA) for s in snapshot.sources}
     plans = plans_for(snapshot, entries, config)
     files: dict[str, bytes] = {}
     for plan in plans:

@@ -15,6 +15,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from db import media as media_db
+from db.media import KeptCopy
 from db.models import Article, CrawlRun, Source
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class ArticleRec:
     first_seen_at: datetime
     updated_at: datetime | None
     attachments: tuple[AttachmentRec, ...]
+    id: int | None = None  # the database row: the article page's file name
+    media: tuple[KeptCopy, ...] = ()  # kept copies of its images and attachments (MEDIA=keep|serve)
 
     @property
     def published(self) -> datetime:
@@ -144,6 +148,7 @@ def load_snapshot(session: Session) -> Snapshot:
             .where(Article.removed_at.is_not(None)).group_by(Article.source_id)
         )
     }
+    copies = media_db.kept_copies(session)
     out: list[SourceRec] = []
     for src in sources:
         if not SLUG_RE.match(src.name) or src.name in RESERVED_SLUGS:
@@ -151,7 +156,7 @@ def load_snapshot(session: Session) -> Snapshot:
                       "no feeds for it", src.name)
             continue
         runs = _recent_runs(session, src.id)
-        arts = tuple(sorted((_article(src.name, a) for a in by_source.get(src.id, [])),
+        arts = tuple(sorted((_article(src.name, a, copies) for a in by_source.get(src.id, [])),
                             key=ArticleRec.order_key))
         out.append(SourceRec(
             name=src.name,
@@ -171,7 +176,8 @@ def article_record(source_name: str, a: Article) -> ArticleRec:
     return _article(source_name, a)
 
 
-def _article(source_name: str, a: Article) -> ArticleRec:
+def _article(source_name: str, a: Article, copies: dict[tuple[int, str], dict[str, KeptCopy]] | None = None
+             ) -> ArticleRec:
     return ArticleRec(
         source_name=source_name,
         url=a.url,
@@ -188,6 +194,8 @@ def _article(source_name: str, a: Article) -> ArticleRec:
             AttachmentRec(name=f.name, url=f.url, mime_type=f.mime_type, in_body=bool(f.in_body))
             for f in sorted(a.attachments, key=lambda f: f.position)
         ),
+        id=a.id,
+        media=tuple((copies or {}).get((a.source_id, a.url), {}).values()),
     )
 
 
