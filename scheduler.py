@@ -4,8 +4,10 @@
     python scheduler.py --once          crawl every source once, publish, exit (1 if any crawl failed)
     python scheduler.py status          a table of sources: articles, last crawl, result, next run
     python scheduler.py publish         rebuild the feeds from the database
+    python scheduler.py media --backfill  keep copies of the media of articles stored before MEDIA=keep
     python scheduler.py add URL [--name NAME] [--column NAME] [--dry-run]   add a VSB column to the sources file
     python scheduler.py add URL --all [--dry-run]   add every list column in the site's navigation
+    python scheduler.py node [--bind ADDR] [--port N] [--dir DIR]  run a Scrapyd crawl node (CRAWL_BACKEND=scrapyd)
 
 This module only orchestrates: crawling is in ``crawler/``, storage in ``db/``, feeds in ``feeds/``.
 """
@@ -23,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from crawler import scrapyd_node
 from crawler.backends import STOP_GRACE_SECONDS, make_backend
 from crawler.runner import CrawlOutcome
 from crawler.shards import host_of
@@ -128,6 +131,7 @@ class Service:
 
     # -- service
     def start_server(self) -> tuple[str, int]:
+        from feeds.media_app import service_routes
         from feeds.server import FeedServer
         from feeds.status import health, metrics
 
@@ -137,7 +141,10 @@ class Service:
             self.cfg.FEEDS_DIR, self.cfg.HTTP_HOST, self.cfg.HTTP_PORT,
             cache_max_age=max(1, min(1800, shortest // 2)),  # half the crawl interval, at most 30 min
             health=lambda: health(self.factory, self.cfg.health_max_age_minutes, names),
-            metrics=lambda: metrics(self.factory),
+            metrics=lambda: metrics(self.factory) + (self.backend.jobs.prometheus() if hasattr(self.backend, "jobs")
+                                                     else ""),
+            session_factory=self.factory, public_url=self.cfg.PUBLIC_URL,  # /search
+            extra_routes=service_routes(self.cfg, self.factory),  # /media/… when MEDIA=keep or serve
         )
         return self.server.start_in_thread()
 
@@ -277,6 +284,7 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
 
 
 def cmd_status(cfg: AppConfig, sources: dict[str, Source]) -> int:
+    from crawler.scrapyd_client import node_report
     from feeds.status import source_statuses
 
     service = Service(cfg, sources)
@@ -295,6 +303,11 @@ def cmd_status(cfg: AppConfig, sources: dict[str, Source]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    print("\n" + "\n".join(node_report(cfg)))  # the backend; with scrapyd each node's reachability and jobs
+    if cfg.keeps_media:
+        from feeds.status import media_lines
+
+        print("\n" + "\n".join(media_lines(service.factory, list(sources))))
     return 0
 
 
@@ -334,12 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("status", help="show each source's articles, last crawl and next run")
     sub.add_parser("publish", help="rebuild the feeds from the database")
+    media = sub.add_parser("media", help="MEDIA=keep|serve: download media of stored articles, then publish")
+    media.add_argument("--backfill", action="store_true",
+                       help="also media never tried (articles stored before MEDIA=keep); default: failed ones")
     add = sub.add_parser("add", help="discover a VSB column from a URL and add it to the sources file")
     add.add_argument("url", help="a column list page, an article page or a home page")
     add.add_argument("--name", help="slug for feed file names (default: from the list URL)")
     add.add_argument("--column", help="the column's name as the site shows it")
     add.add_argument("--all", action="store_true", help="add every list column found in the site's navigation")
     add.add_argument("--dry-run", action="store_true", help="print what would be added; write nothing")
+    scrapyd_node.add_parser(sub)
     return parser
 
 
@@ -353,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.LOG_LEVEL)
     if args.command == "add":
         return cmd_add(cfg, args)
+    if args.command == "node":
+        return scrapyd_node.run_node(cfg, args)
     try:
         sources = load_sources(cfg.SOURCES_FILE)
     except SourcesError as exc:
@@ -362,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_status(cfg, sources)
     if args.command == "publish":
         return cmd_publish(cfg, sources)
+    if args.command == "media":
+        from crawler.media_backfill import backfill_media
+
+        return backfill_media(cfg, list(sources), args.backfill) or cmd_publish(cfg, sources)
     if args.once:
         return cmd_once(cfg, sources)
     return cmd_serve(cfg, sources)

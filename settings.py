@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from crawler.cluster_config import CLUSTER_SPEC, check_cluster
 
 PROJECT_URL = "https://github.com/ghu-feeds/ghu-feeds"
 VERSION = "0.1.0"
@@ -84,6 +86,37 @@ def _url(name: str, raw: str) -> str:
     return raw if raw.endswith("/") else raw + "/"
 
 
+def _media_mode(name: str, raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in MEDIA_MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(MEDIA_MODES)}, got {raw!r}")
+    return mode
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3, "GB": 1024**3}
+
+
+def _size(name: str, raw: str) -> int:
+    """Bytes, with an optional K/M/G (binary) unit: "52428800", "50MB", "2 G"."""
+    text = raw.strip().upper().replace(" ", "")
+    number = text.rstrip("KMGB")
+    unit = text[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(f"{name} must be a size such as 50MB or 52428800, got {raw!r}") from None
+    if unit not in _SIZE_UNITS or not value >= 1 or value == float("inf"):
+        raise ConfigError(f"{name} must be a size of at least 1 byte such as 50MB, got {raw!r}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _optional_size(name: str, raw: str) -> int | None:
+    return _size(name, raw) if raw.strip() else None
+
+
+MEDIA_MODES = ("link", "keep", "serve")
+
+
 def _database_url(name: str, raw: str) -> str:
     raw = raw.strip()
     if "://" not in raw:
@@ -116,6 +149,12 @@ SPEC: dict[str, tuple[str, Callable[[str, str], Any], str]] = {
                                "overrides HEALTH_MAX_AGE in seconds when set (tests, fast local mirrors)"),
     "DOWNLOAD_TIMEOUT": ("30", _positive_int, "seconds one request to the source may take, connect to last byte"),
     "LOG_LEVEL": ("INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    **CLUSTER_SPEC,
+    "MEDIA": ("link", _media_mode, "link: feeds link the source's images and files; keep: also keep copies "
+              "in MEDIA_DIR; serve: keep copies and point the feeds at them (PUBLIC_URL/media/…)"),
+    "MEDIA_DIR": ("data/media", _text, "folder the kept images and attachments are stored in"),
+    "MEDIA_MAX_BYTES": ("50MB", _size, "largest image or attachment kept (bigger ones are refused)"),
+    "MEDIA_MAX_TOTAL": ("", _optional_size, "stop keeping new copies (with a warning) once MEDIA_DIR holds this much"),
 }
 
 
@@ -140,10 +179,23 @@ class AppConfig:
     HEALTH_MAX_AGE_SECONDS: int | None = None
     DOWNLOAD_TIMEOUT: int = 30
     CRAWL_PROCESSES: int = 1
+    CRAWL_BACKEND: str = "local"
+    SCRAPYD_URLS: tuple[str, ...] = ()
+    SCRAPYD_PROJECT: str = "ghu-feeds"
+    SCRAPYD_USERNAME: str = field(default="", repr=False)
+    SCRAPYD_PASSWORD: str = field(default="", repr=False)
+    MEDIA: str = "link"
+    MEDIA_DIR: str = "data/media"
+    MEDIA_MAX_BYTES: int = 50 * 1024 * 1024
+    MEDIA_MAX_TOTAL: int | None = None
 
     @property
     def feeds_path(self) -> Path:
         return Path(self.FEEDS_DIR)
+
+    @property
+    def keeps_media(self) -> bool:
+        return self.MEDIA in ("keep", "serve")
 
     @property
     def health_max_age_minutes(self) -> float:
@@ -164,6 +216,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         values["PUBLIC_URL"] = _url("PUBLIC_URL", values["PUBLIC_URL"])
     else:
         values["PUBLIC_URL"] = f"http://{values['HTTP_HOST']}:{values['HTTP_PORT']}/"
+    try:
+        values.update(check_cluster(values))  # CRAWL_BACKEND, SCRAPYD_*: one message for a bad combination
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return AppConfig(**{f.name: values[f.name] for f in fields(AppConfig)})
 
 
@@ -213,7 +269,13 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
 }
 EXTENSIONS = {"crawler.middlewares.DelayAfterResponse": 0}  # the delay counts from a host's last response
-ITEM_PIPELINES = {"crawler.pipelines.StorePipeline": 300}
+ITEM_PIPELINES = {
+    "crawler.media.MediaFilesPipeline": 200,  # MEDIA=keep|serve only (NotConfigured otherwise)
+    "crawler.pipelines.StorePipeline": 300,
+}
+# MEDIA=keep|serve: failed media of earlier runs are tried again after the crawl's own start requests
+SPIDER_MIDDLEWARES = {"crawler.media.MediaBacklogMiddleware": 900}
+MEDIA_ALLOW_REDIRECTS = True  # download.jsp links may redirect to the file
 # The pipeline is synchronous, so items of one response gain nothing from running "in parallel"; Scrapy's
 # default (100) starts 100 asyncio tasks for every response (bench/crawl.py: 0.1-0.5 ms per page).
 CONCURRENT_ITEMS = 1

@@ -20,12 +20,14 @@ Memory: peak PSS (shared pages counted once) of the whole process tree, sampled 
 /proc/PID/smaps_rollup every 0.1 s; target < 400 MB at 200 sources. CPU: this process becomes a child
 subreaper, so crawl processes orphaned by an exiting ``--once`` are reaped here and counted too.
 
-``--backend`` selects how crawls are started (``local``: CRAWL_PROCESSES child processes of the service);
-a backend also says which processes besides the ``--once`` tree belong to the measurement (e.g. crawl
-nodes started by the bench).
+``--backend`` selects how crawls are started (``local``: CRAWL_PROCESSES child processes of the service;
+``scrapyd``: ``--nodes`` Scrapyd nodes started with ``python scheduler.py node``, on a fresh PostgreSQL
+database); a backend also says which processes besides the ``--once`` tree belong to the measurement
+(the crawl nodes and their jobs).
 
     .venv/bin/python bench/scale.py [--hosts 20] [--columns 10] [--articles 50] [--delay 0.05]
-                                    [--processes N] [--baseline-processes N] [--backend local] [--strict]
+                                    [--processes N] [--baseline-processes N] [--backend local|scrapyd]
+                                    [--nodes N] [--strict]
 """
 
 from __future__ import annotations
@@ -152,10 +154,11 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def reap_orphans(grace: float = 15.0) -> None:
+def reap_orphans(grace: float = 15.0, keep: list[int] | None = None) -> None:
     """Wait for the processes re-parented to this subreaper (e.g. a crawl process or forkserver the
-    ``--once`` process left behind), so their CPU lands in RUSAGE_CHILDREN; kill them after ``grace`` s."""
-    kids = psutil.Process().children()
+    ``--once`` process left behind), so their CPU lands in RUSAGE_CHILDREN; kill them after ``grace`` s.
+    ``keep``: the backend's own long-running processes (crawl nodes)."""
+    kids = [p for p in psutil.Process().children() if p.pid not in (keep or [])]
     _gone, alive = psutil.wait_procs(kids, timeout=grace)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
@@ -205,7 +208,99 @@ class LocalBackend:
         pass
 
 
-BACKENDS: dict[str, type] = {"local": LocalBackend}
+class PgDatabase:
+    """A throw-away PostgreSQL database on the test server (TEST_POSTGRES_URL, else 127.0.0.1:54329)."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:54329/postgres")
+        self.name = f"ghu_bench_{os.getpid()}_{int(time.time())}"
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+class ScrapydBackend:
+    """CRAWL_BACKEND=scrapyd: ``--nodes`` Scrapyd nodes started with ``python scheduler.py node`` on
+    127.0.0.1, sharing a fresh PostgreSQL database with the scheduler (nodes can't share SQLite). The
+    nodes and their crawl jobs are outside the ``--once`` tree: their CPU (the nodes' own and that of the
+    jobs they reaped) and PSS are added."""
+
+    name = "scrapyd"
+
+    def __init__(self, args: argparse.Namespace, procs: Procs, tmp: Path) -> None:
+        import json
+        import socket
+        import urllib.request
+
+        if args.baseline_processes:
+            raise SystemExit("--baseline-processes compares CRAWL_PROCESSES of the local backend only")
+        self.processes_ = args.processes
+        self.db = PgDatabase()
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self.urls: list[str] = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL", "CRAWL_"))}
+        env.update({"DATABASE_URL": self.db.url, "CRAWL_DELAY": str(args.delay), "LOG_LEVEL": "INFO",
+                    "PYTHONPATH": str(ROOT)})
+        for i in range(args.nodes):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            with open(tmp / f"node{i}.log", "wb") as log:
+                self.nodes.append(procs.popen([sys.executable, "scheduler.py", "node", "--port", str(port),
+                                               "--dir", str(tmp / f"node{i}")], cwd=ROOT, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT))
+            self.urls.append(f"http://127.0.0.1:{port}/")
+        def up(url: str) -> bool:
+            try:
+                with urllib.request.urlopen(url + "daemonstatus.json", timeout=2) as resp:  # noqa: S310
+                    return json.load(resp).get("status") == "ok"
+            except (OSError, ValueError):
+                return False
+
+        deadline = time.monotonic() + 60
+        for url, node in zip(self.urls, self.nodes, strict=True):
+            while not up(url):
+                if node.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"Scrapyd node {url} did not start (see {tmp}/node*.log, --keep)")
+                time.sleep(0.2)
+
+    def database_url(self) -> str:
+        return self.db.url
+
+    def env(self) -> dict[str, str]:
+        env = {"CRAWL_BACKEND": "scrapyd", "SCRAPYD_URLS": ",".join(self.urls), "DATABASE_URL": self.db.url}
+        if self.processes_:
+            env["CRAWL_PROCESSES"] = str(self.processes_)
+        return env
+
+    def processes(self) -> list[int]:
+        return [node.pid for node in self.nodes if node.poll() is None]
+
+    def cpu(self) -> float:
+        total = 0.0
+        for pid in self.processes():
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def close(self) -> None:
+        for node in self.nodes:
+            stop_group(node)
+        self.db.drop()
+
+
+BACKENDS: dict[str, type] = {"local": LocalBackend, "scrapyd": ScrapydBackend}
 
 
 # ---------------------------------------------------------------- the bench
@@ -246,6 +341,7 @@ class ScaleBench:
         self.all_sources = write_sources(tmp / "sources.toml", lay, self.servers)
 
     def env(self, db: Path, sources: Path, **extra: str) -> dict[str, str]:
+        """SQLite at ``db``, unless the backend brings its own database (scrapyd: PostgreSQL)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SCRAPY_", "PUBLIC_URL", "CRAWL_"))}
         env.update({"DATABASE_URL": f"sqlite:///{db}", "SOURCES_FILE": str(sources),
                     "FEEDS_DIR": str(db.parent / "feeds"), "CRAWL_DELAY": str(self.args.delay),
@@ -275,7 +371,7 @@ class ScaleBench:
             wall = time.monotonic() - started
             self.procs.procs.remove(proc)
         sampler.stop()
-        reap_orphans()
+        reap_orphans(keep=self.backend.processes())
         cpu = children_cpu() - cpu0 + self.backend.cpu() - backend0
         text = log_path.read_text("utf-8", errors="replace")
         hits = self.take()
@@ -283,7 +379,7 @@ class ScaleBench:
         return RunMeasure(label, wall, cpu, sampler.peak, sampler.peak_procs, code, sampler.peak_parts, hits, text)
 
 
-    def service_cycle(self, db: Path) -> CycleMeasure:
+    def service_cycle(self, db: Path, rows_db: Path | str) -> CycleMeasure:
         """``python scheduler.py`` (the running service) on the backfilled database, every source on a
         ``--service-interval`` schedule: the tree's CPU across exactly one scheduled idle cycle.
 
@@ -297,7 +393,7 @@ class ScaleBench:
         a = self.args
         sources = write_sources(self.tmp / "service.toml", self.lay, self.servers, schedule=f"{a.service_interval}s")
         env = self.env(db, sources, HTTP_HOST="127.0.0.1", HTTP_PORT=str(free_port()))
-        first = max((r[0] for r in run_ids(db)), default=0)
+        first = max((r[0] for r in run_ids(rows_db)), default=0)
         log_path = self.tmp / "service.log"
         sampler = PssSampler(self.backend.processes())
         with open(log_path, "wb") as log:
@@ -311,13 +407,13 @@ class ScaleBench:
             since ``first`` and the tree's CPU (read between two identical looks at the rows)."""
             if proc.poll() is not None:
                 raise RuntimeError(f"the service exited with {proc.returncode}:\n{_tail(log_path)}")
-            rows = run_ids(db)
+            rows = run_ids(rows_db)
             since = [(i, st) for i, st in rows if i > first]
             if (len({i for i, _ in since if i > after}) < n or any(st == "running" for _, st in since)
                     or crawled_sources(log_path) != len(since) or crawl_children(proc.pid)):
                 return None
             cpu, backend_cpu = tree_cpu(proc.pid), self.backend.cpu()
-            if run_ids(db) != rows or crawl_children(proc.pid):
+            if run_ids(rows_db) != rows or crawl_children(proc.pid):
                 return None
             return since, cpu, backend_cpu
 
@@ -327,7 +423,7 @@ class ScaleBench:
             self.take()
             last = max(i for i, _ in since0)
             # the service between two cycles: from the quiet point to the next cycle's first run row
-            wait_until(lambda: any(i > last for i, _ in run_ids(db)), a.timeout, "the next cycle to start", 0.02)
+            wait_until(lambda: any(i > last for i, _ in run_ids(rows_db)), a.timeout, "the next cycle to start", 0.02)
             cpu_mid, t_mid = tree_cpu(proc.pid), time.monotonic()
             since1, cpu1, backend1 = wait_until(lambda: quiet(last), a.timeout, "the next scheduled cycle", 0.02)
             window = time.monotonic() - t0
@@ -398,12 +494,34 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
 
 
-def run_ids(db: Path) -> list[tuple[int, str]]:
+_engines: dict[str, object] = {}
+
+
+def run_ids(db: Path | str) -> list[tuple[int, str]]:
+    """(id, status) of every crawl run, from the SQLite file ``db`` (read-only) or a database URL."""
+    query = "SELECT id, status FROM crawl_runs ORDER BY id"
+    if isinstance(db, str):
+        from sqlalchemy import create_engine, text
+
+        if db not in _engines:
+            _engines[db] = create_engine(db)
+        with _engines[db].connect() as conn:  # type: ignore[attr-defined]
+            return [(i, st) for i, st in conn.execute(text(query))]
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-        return [(i, st) for i, st in conn.execute("SELECT id, status FROM crawl_runs ORDER BY id")]
+        return [(i, st) for i, st in conn.execute(query)]
 
 
-def run_rows(db: Path) -> Counter[str]:
+def run_rows(db: Path | str) -> Counter[str]:
+    """Crawl runs by status, from the SQLite file ``db`` or a database URL."""
+    if isinstance(db, str):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db)
+        try:
+            with engine.connect() as conn:
+                return Counter(status for (status,) in conn.execute(text("SELECT status FROM crawl_runs")))
+        finally:
+            engine.dispose()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return Counter(status for (status,) in conn.execute("SELECT status FROM crawl_runs"))
 
@@ -442,7 +560,7 @@ def save_hits(path: Path, hits: list[TimedHit]) -> None:
                             f"{h.done - t0:.6f}\t{int(h.conditional)}\t{h.body_bytes}\n" for h in hits), "utf-8")
 
 
-def check_run(m: RunMeasure, db: Path, sources: int) -> None:
+def check_run(m: RunMeasure, db: Path | str, sources: int) -> None:
     rows = run_rows(db)
     if m.returncode != 0 or rows.get("ok", 0) < sources:
         tail = "\n".join(m.log.splitlines()[-30:])
@@ -473,18 +591,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{args.hosts} hosts × {args.columns} columns × {args.articles} articles = {n_sources} sources, "
                       f"{pages * args.hosts} pages to fetch ({pages} per host + robots.txt), built in "
                       f"{time.monotonic() - t0:.1f} s; CRAWL_DELAY={delay}; backend {backend.name}"
+                      f"{f' ({args.nodes} nodes, PostgreSQL)' if backend.name == 'scrapyd' else ''}"
                       f"{f', CRAWL_PROCESSES={args.processes}' if args.processes else ''}; {os.cpu_count()} CPUs; "
                       f"load average {os.getloadavg()[0]:.1f}", flush=True)
                 db = tmp / "main" / "ghu.db"
                 db.parent.mkdir()
                 env = bench.env(db, bench.all_sources)
+                rows_db = backend.database_url() if hasattr(backend, "database_url") else db
                 backfill = bench.once("backfill", env)
-                check_run(backfill, db, n_sources)
+                check_run(backfill, rows_db, n_sources)
                 print(f"backfill done in {backfill.wall:.1f} s", flush=True)
                 idle = bench.once("idle", env)
-                check_run(idle, db, 2 * n_sources)
+                check_run(idle, rows_db, 2 * n_sources)
                 print("idle --once done; the service's scheduled cycle next", flush=True)
-                service = bench.service_cycle(db)  # before the 1-source run, so that all sources fall due together
+                service = bench.service_cycle(db, rows_db)  # before the 1-source run: all sources fall due together
                 one = write_sources(tmp / "one.toml", lay, bench.servers, [next(iter(lay.sources))])
                 single = bench.once("idle, 1 source", bench.env(db, one))
                 baseline = None

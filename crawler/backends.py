@@ -49,4 +49,8 @@ class LocalBackend:
 
 
 def make_backend(cfg: AppConfig, factory: sessionmaker[Session]) -> CrawlBackend:
+    if cfg.CRAWL_BACKEND == "scrapyd":
+        from crawler.scrapyd_backend import ScrapydBackend
+
+        return ScrapydBackend(cfg, factory, grace=STOP_GRACE_SECONDS)
     return LocalBackend(cfg, factory)

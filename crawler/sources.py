@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from crawler.parsing.model import Selectors
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-RESERVED_NAMES = {"all", "index", "opml", "healthz", "metrics"}
+RESERVED_NAMES = {"all", "index", "opml", "healthz", "metrics", "search"}
 INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?)?\s*$", re.IGNORECASE)
 
 

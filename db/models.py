@@ -137,3 +137,43 @@ class CrawlRun(Base):
     @property
     def changed(self) -> bool:
         return bool(self.new or self.updated or self.removed)
+
+
+class MediaFile(Base):
+    """One kept copy in MEDIA_DIR, named by its content (sha256): the same bytes are stored once."""
+
+    __tablename__ = "media_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)  # relative to MEDIA_DIR, e.g. "ab/abcdef….jpg"
+    size: Mapped[int] = mapped_column(Integer)
+    mime_type: Mapped[str] = mapped_column(String(200))  # from the bytes, not from the source's headers
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ArticleMedia(Base):
+    """An image or attachment of an article and what became of its copy (MEDIA=keep).
+
+    Keyed by the article's (source, URL) rather than its row id: the media pipeline records a copy
+    before the article's own row is committed, and the two are joined on that pair.
+    """
+
+    __tablename__ = "article_media"
+    __table_args__ = (UniqueConstraint("source_id", "article_url", "url", name="uq_article_media"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    article_url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text, index=True)  # as the article links it
+    kind: Mapped[str] = mapped_column(String(16))  # image, attachment
+    name: Mapped[str | None] = mapped_column(Text)  # original file name (Chinese names kept)
+    claimed_type: Mapped[str | None] = mapped_column(String(200))  # what the name or the server said
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("media_files.sha256"), index=True)
+    # ok: a copy is kept; failed: retried next run; refused: not allowed (type, size), not retried;
+    # skipped: MEDIA_MAX_TOTAL reached, retried next run
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

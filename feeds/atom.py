@@ -71,5 +71,8 @@ def _add_entry(fg: FeedGenerator, e: Entry) -> None:
     for term in e.categories:
         fe.category(term=term)
     links: list[Link] = [{"href": e.url, "rel": "alternate", "type": "text/html"}]
-    links += [{"href": a.url, "rel": "enclosure", "type": a.mime_type, "title": a.name} for a in e.attachments]
+    if e.page_url:  # our copy of the article, kept after the source removes or edits it
+        links.append({"href": e.page_url, "rel": "related", "type": "text/html"})
+    links += [{"href": a.url, "rel": "enclosure", "type": a.mime_type, "title": a.name,
+               **({"length": str(a.length)} if a.length else {})} for a in e.attachments]
     entry_ext(fe).links = links

@@ -9,12 +9,15 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from feeds.atom import archive_files, subscription_atom
+from feeds.charts import charts_block
 from feeds.index_page import index_document
 from feeds.jsonfeed import subscription_json
+from feeds.media_links import with_links
 from feeds.opml import opml_document
 from feeds.plan import Entry, FeedPlan, Urls, column_entries, combined_plan, source_plan
 from feeds.query import Snapshot, load_snapshot
 from feeds.rss import subscription_rss
+from feeds.source_page import source_document
 from settings import AppConfig
 
 LATEST_ON_INDEX = 20
@@ -33,7 +36,7 @@ def plans_for(snapshot: Snapshot, entries: dict[str, list[Entry]], config: AppCo
 def build_files(snapshot: Snapshot, config: AppConfig) -> dict[str, bytes]:
     """Every file under FEEDS_DIR, keyed by its POSIX path relative to FEEDS_DIR."""
     urls = Urls.of(config.PUBLIC_URL)
-    entries = {s.name: column_entries(s) for s in snapshot.sources}
+    entries = {s.name: with_links(s, column_entries(s), urls, config.MEDIA) for s in snapshot.sources}
     plans = plans_for(snapshot, entries, config)
     files: dict[str, bytes] = {}
     for plan in plans:
@@ -43,7 +46,12 @@ def build_files(snapshot: Snapshot, config: AppConfig) -> dict[str, bytes]:
         files.update(archive_files(plan, urls))
     latest = combined_plan(snapshot, entries, urls, LATEST_ON_INDEX).entries if snapshot.sources else ()
     runs = {s.name: s.last_run for s in snapshot.sources}
-    files["index.html"] = index_document(plans, latest, runs, urls)
+    charts = {s.name: charts_block([a.published for a in s.articles], list(s.runs), s.created_at)
+              for s in snapshot.sources}
+    by_slug = {p.slug: p for p in plans}
+    for src in snapshot.sources:
+        files[f"{src.name}.html"] = source_document(src, by_slug[src.name], urls, charts[src.name])
+    files["index.html"] = index_document(plans, latest, runs, urls, charts)
     files["opml.xml"] = opml_document(plans, urls, "订阅源 · Feeds")
     return files
 

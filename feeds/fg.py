@@ -53,6 +53,7 @@ class _FeedExt(BaseExtension):
 class _EntryExt(BaseEntryExtension):
     def __init__(self) -> None:
         self.links: list[Link] = []  # Atom entry links, written correctly
+        self.rss_links: list[Link] = []  # RSS item atom:link elements (rel="related": our article page)
 
     def extend_atom(self, entry: Any) -> Any:
         for link in self.links:
@@ -60,6 +61,8 @@ class _EntryExt(BaseEntryExtension):
         return entry
 
     def extend_rss(self, entry: Any) -> Any:
+        for link in self.rss_links:
+            _set_link_attrs(etree.SubElement(entry, f"{{{ATOM_NS}}}link"), link)
         return entry
 
 

@@ -31,6 +31,9 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid
 .feed{display:flex;gap:.5rem;align-items:center;margin:.3rem 0}.feed span{width:8rem}
 .feed input{flex:1;font-family:monospace;padding:.2rem}.muted{color:#666;font-size:.9rem}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem}ol li{margin:.2rem 0}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}.charts figure{margin:0}.charts svg{max-width:100%;height:auto}
+figcaption{font-size:.85rem;color:#666}form[role=search]{margin:1rem 0}
+form[role=search] input{width:60%;padding:.3rem}.error{color:#c0392b}
 """
 
 SCRIPT = """
@@ -60,7 +63,7 @@ def _sha256(text: str) -> str:
 
 
 CSP = (f"default-src 'none'; style-src {_sha256(STYLE)}; script-src {_sha256(SCRIPT)}; img-src data:; "
-       "base-uri 'none'; form-action 'none'")
+       "base-uri 'none'; form-action 'self'")
 
 
 def _e(text: str) -> str:
@@ -76,9 +79,19 @@ def _when(moment: datetime | None) -> str:
     return local_time(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
+def search_form(urls: Urls, source: str | None = None) -> str:
+    """A plain GET form to /search: works without JavaScript."""
+    hidden = f'<input type="hidden" name="source" value="{_e(source)}">' if source else ""
+    return (f'<form action="{_e(urls.public)}search" method="get" role="search">'
+            '<input type="search" name="q" required maxlength="200" placeholder="搜索全部存档 Search the archive" '
+            f'aria-label="搜索 Search">{hidden} <button type="submit">搜索 Search</button></form>')
+
+
 def index_document(plans: list[FeedPlan], latest: tuple[Entry, ...], runs: dict[str, RunRec | None],
-                   urls: Urls) -> bytes:
-    """``plans``: the column feeds then the combined one; ``runs``: the latest crawl per column slug."""
+                   urls: Urls, charts: dict[str, str] | None = None) -> bytes:
+    """``plans``: the column feeds then the combined one; ``runs``: the latest crawl per column slug;
+    ``charts``: the charts block per column slug (:func:`feeds.charts.charts_block`)."""
+    charts = charts or {}
     columns = "、".join(p.title for p in plans if p.slug in runs)
     head_links = "\n".join(
         f'<link rel="alternate" type="{mime}" title="{_e(p.title)} ({label})" href="{_e(urls.feed(p.slug, ext))}">'
@@ -101,8 +114,9 @@ def index_document(plans: list[FeedPlan], latest: tuple[Entry, ...], runs: dict[
         "<p>用 RSS 阅读器订阅下面任一地址即可收到新文章（全文）。"
         "Subscribe to any address below in a feed reader to get new articles in full text.</p>",
         f'<p>OPML（一次导入全部 · import all at once）：{_link(urls.opml, urls.opml)}</p>',
+        search_form(urls),
     ]
-    parts += [_feed_section(p, urls, runs.get(p.slug), p.slug in runs) for p in plans]
+    parts += [_feed_section(p, urls, runs.get(p.slug), p.slug in runs, charts.get(p.slug, "")) for p in plans]
     parts += ["<h2>最新文章 · Latest articles</h2>", "<ol>"]
     parts += [
         f'<li><time datetime="{local_time(e.published).isoformat()}">{local_time(e.published):%Y-%m-%d}</time> · '
@@ -121,7 +135,7 @@ def index_document(plans: list[FeedPlan], latest: tuple[Entry, ...], runs: dict[
     return "\n".join(parts).encode("utf-8")
 
 
-def _feed_section(plan: FeedPlan, urls: Urls, run: RunRec | None, is_column: bool) -> str:
+def _feed_section(plan: FeedPlan, urls: Urls, run: RunRec | None, is_column: bool, charts: str = "") -> str:
     rows = []
     for ext, label, _mime in FORMATS:
         url = urls.feed(plan.slug, ext)
@@ -140,7 +154,11 @@ def _feed_section(plan: FeedPlan, urls: Urls, run: RunRec | None, is_column: boo
                       f'({plan.newest_archive} 页 pages, <a href="{_e(first)}">第 1 页 page 1</a>)')
     lines[-1] += "</p>"
     if is_column:
+        page = f"{urls.public}{plan.slug}.html"
+        lines.append(f'<p><a href="{_e(page)}">栏目页 Column page: 最新文章与抓取记录 latest articles, crawls</a></p>')
         lines.append(_run_line(run))
+        if charts:
+            lines.append(charts)
     lines.append("</section>")
     return "\n".join(lines)
 

@@ -8,6 +8,8 @@ from typing import Any
 from feeds.plan import Entry, FeedPlan, Urls, iso
 
 VERSION = "https://jsonfeed.org/version/1.1"
+# What "_archive.page_url" is: our page of the article, kept after the source removes or edits it.
+ARCHIVE_ABOUT = "https://github.com/ghu-feeds/ghu-feeds#article-pages"
 
 
 def subscription_json(plan: FeedPlan, urls: Urls) -> bytes:
@@ -36,6 +38,9 @@ def _item(e: Entry) -> dict[str, Any]:
     }
     if e.author:
         item["authors"] = [{"name": e.author}]
+    if e.page_url:  # JSON Feed has no related link: an extension object (keys starting with "_" are allowed)
+        item["_archive"] = {"about": ARCHIVE_ABOUT, "page_url": e.page_url}
     if e.attachments:
-        item["attachments"] = [{"url": a.url, "title": a.name, "mime_type": a.mime_type} for a in e.attachments]
+        item["attachments"] = [{"url": a.url, "title": a.name, "mime_type": a.mime_type,
+                                **({"size_in_bytes": a.length} if a.length else {})} for a in e.attachments]
     return item

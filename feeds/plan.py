@@ -79,6 +79,7 @@ class Attachment:
     name: str
     url: str
     mime_type: str
+    length: int = 0  # bytes, when known (our kept copy); 0 = unknown
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Entry:
     attachments: tuple[Attachment, ...]
     external: bool
     sort_key: tuple[datetime, int, str, str]
+    page_url: str | None = None  # our page of the article (feeds.media_links): Atom rel="related"
 
 
 def make_entry(art: ArticleRec, column_title: str) -> Entry:

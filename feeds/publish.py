@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from feeds.build import build_from_database
+from feeds.page_publish import publish_article_pages
 from feeds.plan import ALL_SLUG
 from settings import AppConfig
 
@@ -45,7 +46,10 @@ class PublishResult:
 
 def publish(session_factory: sessionmaker[Session], config: AppConfig) -> PublishResult:
     """Build every feed from the database and bring FEEDS_DIR up to date."""
-    result = write_files(config.feeds_path, build_from_database(session_factory, config))
+    feeds = write_files(config.feeds_path, build_from_database(session_factory, config))
+    # After the feeds, from a later read: every article a feed links has its page by the end of this call.
+    pages, same = publish_article_pages(session_factory, config, config.feeds_path)
+    result = PublishResult(feeds.written + tuple(pages), feeds.unchanged + tuple(same), feeds.removed)
     log.info("published %s: %d written, %d unchanged, %d removed", config.FEEDS_DIR,
              len(result.written), len(result.unchanged), len(result.removed))
     return result

@@ -15,13 +15,16 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from db import media as media_db
+from db.media import KeptCopy
 from db.models import Article, CrawlRun, Source
 
 log = logging.getLogger(__name__)
 
 # Source.name becomes a file name and a URL path segment: only safe slugs, and none that clash with ours.
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-RESERVED_SLUGS = frozenset({"all", "index", "opml"})
+RECENT_RUNS = 30
+RESERVED_SLUGS = frozenset({"all", "index", "opml", "search"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ArticleRec:
     first_seen_at: datetime
     updated_at: datetime | None
     attachments: tuple[AttachmentRec, ...]
+    id: int | None = None  # the database row: the article page's file name
+    media: tuple[KeptCopy, ...] = ()  # kept copies of its images and attachments (MEDIA=keep|serve)
 
     @property
     def published(self) -> datetime:
@@ -91,6 +96,7 @@ class SourceRec:
     articles: tuple[ArticleRec, ...]  # visible ones, oldest first
     last_removed_at: datetime | None  # newest removal: a removal is a change of the feed too
     last_run: RunRec | None
+    runs: tuple[RunRec, ...] = ()  # the last RECENT_RUNS crawls, oldest first (charts)
 
     @property
     def changed(self) -> datetime:
@@ -142,13 +148,15 @@ def load_snapshot(session: Session) -> Snapshot:
             .where(Article.removed_at.is_not(None)).group_by(Article.source_id)
         )
     }
+    copies = media_db.kept_copies(session)
     out: list[SourceRec] = []
     for src in sources:
         if not SLUG_RE.match(src.name) or src.name in RESERVED_SLUGS:
             log.error("source name %r is not a safe feed name (a-z, 0-9, _ and -; not all/index/opml): "
                       "no feeds for it", src.name)
             continue
-        arts = tuple(sorted((_article(src.name, a) for a in by_source.get(src.id, [])),
+        runs = _recent_runs(session, src.id)
+        arts = tuple(sorted((_article(src.name, a, copies) for a in by_source.get(src.id, [])),
                             key=ArticleRec.order_key))
         out.append(SourceRec(
             name=src.name,
@@ -157,12 +165,19 @@ def load_snapshot(session: Session) -> Snapshot:
             created_at=src.created_at,
             articles=arts,
             last_removed_at=removed.get(src.id),
-            last_run=_last_run(session, src.id),
+            last_run=runs[-1] if runs else None,
+            runs=runs,
         ))
     return Snapshot(sources=tuple(out))
 
 
-def _article(source_name: str, a: Article) -> ArticleRec:
+def article_record(source_name: str, a: Article) -> ArticleRec:
+    """An ORM article (attachments loaded) as the immutable record every format renders."""
+    return _article(source_name, a)
+
+
+def _article(source_name: str, a: Article, copies: dict[tuple[int, str], dict[str, KeptCopy]] | None = None
+             ) -> ArticleRec:
     return ArticleRec(
         source_name=source_name,
         url=a.url,
@@ -179,18 +194,21 @@ def _article(source_name: str, a: Article) -> ArticleRec:
             AttachmentRec(name=f.name, url=f.url, mime_type=f.mime_type, in_body=bool(f.in_body))
             for f in sorted(a.attachments, key=lambda f: f.position)
         ),
+        id=a.id,
+        media=tuple((copies or {}).get((a.source_id, a.url), {}).values()),
     )
 
 
-def _last_run(session: Session, source_id: int) -> RunRec | None:
-    run = session.scalars(
+def _recent_runs(session: Session, source_id: int) -> tuple[RunRec, ...]:
+    rows = session.scalars(
         select(CrawlRun).where(CrawlRun.source_id == source_id)
-        .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc()).limit(1)
-    ).first()
-    if run is None:
-        return None
-    return RunRec(
-        started_at=run.started_at, finished_at=run.finished_at, status=run.status,
-        pages_fetched=run.pages_fetched, requests=run.requests, new=run.new, updated=run.updated,
-        unchanged=run.unchanged, removed=run.removed, failed=run.failed, error=run.error,
+        .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc()).limit(RECENT_RUNS)
+    ).all()
+    return tuple(
+        RunRec(
+            started_at=run.started_at, finished_at=run.finished_at, status=run.status,
+            pages_fetched=run.pages_fetched, requests=run.requests, new=run.new, updated=run.updated,
+            unchanged=run.unchanged, removed=run.removed, failed=run.failed, error=run.error,
+        )
+        for run in reversed(rows)
     )

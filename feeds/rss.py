@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from feedgen.feed import FeedGenerator
 
-from feeds.fg import feed_ext, generator
+from feeds.fg import entry_ext, feed_ext, generator
 from feeds.plan import Entry, FeedPlan, Urls, local_time
 
 RSS_TYPE = "application/rss+xml"
@@ -41,6 +41,8 @@ def _add_item(fg: FeedGenerator, e: Entry) -> None:
         fe.category(term=term)
     if e.attachments:
         first = e.attachments[0]
-        fe.enclosure(first.url, 0, first.mime_type)  # length unknown: 0, as the RSS profile advises
+        fe.enclosure(first.url, first.length, first.mime_type)  # 0 when unknown, as the RSS profile advises
     if e.author:
         fe.dc.dc_creator(e.author)
+    if e.page_url:  # RSS has no related link: an atom:link in the item, as Atom has it
+        entry_ext(fe).rss_links = [{"href": e.page_url, "rel": "related", "type": "text/html"}]

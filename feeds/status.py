@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import media as media_db
 from db import store
 from db.models import CrawlRun, Source, utcnow
 
@@ -103,4 +104,31 @@ def metrics(factory: sessionmaker[Session]) -> str:
         if st.last_success and st.last_success.finished_at:
             ts = st.last_success.finished_at.timestamp()
             lines.append(f'ghu_last_success_timestamp_seconds{{source="{_label(st.name)}"}} {ts:.0f}')
+    lines += media_metrics(factory)
     return "\n".join(lines) + "\n"
+
+
+def media_metrics(factory: sessionmaker[Session]) -> list[str]:
+    """Kept media per source (MEDIA=keep|serve): distinct files, their bytes, downloads to retry, refusals."""
+    with factory() as s:
+        stats = media_db.media_stats(s)
+    lines: list[str] = []
+    for metric, what, attr in (("ghu_media_files", "Distinct media files kept.", "files"),
+                               ("ghu_media_bytes", "Bytes of the media files kept.", "bytes"),
+                               ("ghu_media_failures", "Media downloads that failed (tried again next run).",
+                                "failures"),
+                               ("ghu_media_refused", "Media refused (type, size, executable).", "refused")):
+        lines += [f"# HELP {metric} {what}", f"# TYPE {metric} gauge"]
+        lines += [f'{metric}{{source="{_label(name)}"}} {getattr(st, attr)}' for name, st in stats.items()]
+    return lines
+
+
+def media_lines(factory: sessionmaker[Session], names: list[str]) -> list[str]:
+    """The `status` command's media table: files, bytes, failures per source."""
+    with factory() as s:
+        stats = media_db.media_stats(s)
+    rows = [("SOURCE", "MEDIA FILES", "BYTES", "FAILED", "REFUSED")]
+    rows += [(n, str(stats[n].files), str(stats[n].bytes), str(stats[n].failures), str(stats[n].refused))
+             for n in names if n in stats]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -117,7 +117,8 @@ def test_installed_command_and_scrapy_crawl_of_all_sources(replica_build, tmp_pa
         status = subprocess.run([str(command), "status"], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
     assert status.returncode == 0, status.stderr
-    rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
+    table = status.stdout.split("\n\n")[0]  # then a blank line and the crawl backend
+    rows = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:]}
     assert rows == {"one": "46", "two": "46"}
     help_text = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert help_text.returncode == 0 and "usage: ghu-feeds" in help_text.stdout

@@ -27,7 +27,7 @@ import pytest
 
 from db import store
 from db.engine import open_database, transaction
-from feeds.http_files import FileTable
+from feeds.filetable import FileTable
 from tests.fixtures.faulty import (
     all_urls,
     assert_feeds_valid,
@@ -206,7 +206,7 @@ def _served(root: Path) -> dict[str, bytes]:
     """What the feed server would serve from ``root`` right now."""
     table = FileTable(root, 60)
     table.reload()
-    return {path.decode()[1:]: entry.identity.body for path, entry in table.snapshot.items() if path != b"/"}
+    return {path[1:]: entry.identity.body for path, entry in table.snapshot.items() if path != "/"}
 
 
 @pytest.mark.parametrize("seed", PUBLISH_SEEDS)

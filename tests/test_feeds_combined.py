@@ -117,4 +117,4 @@ def test_unsafe_source_names_get_no_files(tmp_path: Path) -> None:
     seed_column(factory, "../evil", "坏名字", 1, sh(2024, 1, 2), first_newsid=2000)
     seed_column(factory, "all", "保留名字", 1, sh(2024, 1, 3), first_newsid=3000)
     files = build_from_database(factory, make_config(tmp_path / "feeds"))
-    assert sorted(files) == ["dxgzdt.atom", "dxgzdt.json", "dxgzdt.xml", "index.html", "opml.xml"]
+    assert sorted(files) == ["dxgzdt.atom", "dxgzdt.html", "dxgzdt.json", "dxgzdt.xml", "index.html", "opml.xml"]

@@ -39,7 +39,7 @@ def files(tmp_path: Path) -> dict[str, bytes]:
 
 def test_builds_the_expected_files(files: dict[str, bytes]) -> None:
     # One column: no combined "all" feed, no archive (5 articles < FEED_MAX_ITEMS).
-    assert sorted(files) == ["dxgzdt.atom", "dxgzdt.json", "dxgzdt.xml", "index.html", "opml.xml"]
+    assert sorted(files) == ["dxgzdt.atom", "dxgzdt.html", "dxgzdt.json", "dxgzdt.xml", "index.html", "opml.xml"]
 
 
 def test_rss(files: dict[str, bytes]) -> None:

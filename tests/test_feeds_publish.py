@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import open_database, transaction
 from db.models import Article
 from feeds import build_from_database, publish, write_files
+from feeds.article_page import article_pages
 from settings import AppConfig
 from tests.test_feeds_support import (
     ZZB_ORDER,
@@ -47,7 +48,9 @@ def test_republishing_an_unchanged_database_touches_nothing(setup: tuple[session
                                                             ) -> None:
     factory, config = setup
     first = publish(factory, config)
-    assert set(first.written) == {"dxgzdt.xml", "dxgzdt.atom", "dxgzdt.json", "index.html", "opml.xml"}
+    pages = {p for p in first.written if p.startswith("dxgzdt/") and p.endswith(".html")}  # article pages
+    assert pages and set(first.written) == {"dxgzdt.xml", "dxgzdt.atom", "dxgzdt.json", "dxgzdt.html", "index.html",
+                                            "opml.xml", *pages}
     before = _snapshot(config.feeds_path)
     second = publish(factory, config)
     assert (second.written, second.removed) == ((), ())
@@ -55,14 +58,15 @@ def test_republishing_an_unchanged_database_touches_nothing(setup: tuple[session
     assert not second.changed
     assert _snapshot(config.feeds_path) == before  # same bytes and same mtime_ns
     # What publish wrote is exactly what the in-memory build gives.
-    assert {k: v[0] for k, v in before.items()} == build_from_database(factory, config)
+    assert {k: v[0] for k, v in before.items()} == {**build_from_database(factory, config),
+                                                    **article_pages(factory, config)}
 
 
 def test_written_files_are_complete_and_readable(setup: tuple[sessionmaker[Session], AppConfig]) -> None:
     factory, config = setup
     publish(factory, config)
     root = config.feeds_path
-    leftovers = [p.name for p in root.rglob(".*") if p.name != ".publish.lock"]
+    leftovers = [p.name for p in root.rglob(".*") if p.name not in (".publish.lock", ".pages.json")]
     assert leftovers == []  # no temporary files
     for path in root.glob("*.*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -1,4 +1,4 @@
-"""feeds.server over real loopback sockets: content negotiation, validators, routing, endpoints.
+"""feeds.server (uvicorn) over real loopback sockets: content negotiation, validators, routing, endpoints.
 
 Robustness (malformed input, traversal, timeouts, pipelining, shutdown) is in
 tests/test_server_robustness.py.  Shared helpers live in tests/test_server_support.py.
@@ -223,14 +223,15 @@ def test_keep_alive_reuses_one_connection(site) -> None:
         conn.close()
 
 
-def test_http10_closes_unless_keep_alive(site) -> None:
+def test_http10_closes(site) -> None:
+    """uvicorn answers HTTP/1.0 and then closes, even when asked to keep the connection alive."""
     data = raw_exchange(site["port"], b"GET /ghu.json HTTP/1.0\r\n\r\n")  # no Host needed in 1.0
     (status, headers, body), = read_responses(data)
     assert status == 200 and headers["connection"] == "close"
+    assert body == (site["feeds"] / "ghu.json").read_bytes()
     data = raw_exchange(site["port"], b"GET /ghu.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
                                       b"GET /ghu.atom HTTP/1.0\r\n\r\n")
-    responses = read_responses(data)
-    assert [(r[0], r[1]["connection"]) for r in responses] == [(200, "keep-alive"), (200, "close")]
+    assert [(r[0], r[1]["connection"]) for r in read_responses(data)] == [(200, "close")]
 
 
 def test_healthz_json_and_cache(site) -> None:
@@ -359,3 +360,27 @@ def test_access_log_only_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         assert any("GET /ghu.xml 200" in m for m in lines) is expect
         assert any("GET /missing 404" in m for m in lines) is expect
         assert not [r for r in caplog.records if r.levelno >= logging.INFO and "GET" in r.getMessage()]
+
+
+def test_extra_routes_are_mounted_after_published_files(tmp_path: Path) -> None:
+    """Other modules mount dynamic routes (e.g. /media/...): they answer what no published file does."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def media(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse(f"media {request.path_params['path']}")
+
+    async def shadowed(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("route")
+
+    feeds = make_feeds_dir(tmp_path)
+    server = FeedServer(feeds, "127.0.0.1", 0, extra_routes=[
+        Mount("/media", routes=[Route("/{path:path}", media)]), Route("/ghu.xml", shadowed)])
+    _, port = server.start_in_thread()
+    try:
+        status, _, body = request(port, "GET", "/media/1/a.jpg")
+        assert (status, body) == (200, b"media 1/a.jpg")
+        assert request(port, "GET", "/ghu.xml")[2] == (feeds / "ghu.xml").read_bytes()
+        assert request(port, "GET", "/nothing")[0] == 404
+    finally:
+        server.stop()

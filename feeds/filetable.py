@@ -1,4 +1,4 @@
-"""In-memory table of the published feed files, with every response precomputed.
+"""In-memory table of the published feed files, with every ASGI response message precomputed.
 
 Why a table instead of opening files per request: the server never touches the
 filesystem while answering, so a request path can only ever name something the
@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ SPECIAL_TYPES: dict[str, str] = {
 #: Names a publisher may leave behind while writing; never served.
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".swp", "~")
 
-SERVER_HEADER = b"Server: ghu-feeds\r\n"
+SERVER_HEADER = (b"server", b"ghu-feeds")
 MIN_GZIP_SIZE = 256
+#: An empty final body message (HEAD and 304 answers).
+EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
 
 
 def http_date(ts: float) -> str:
@@ -59,22 +62,17 @@ def content_type_for(relpath: str) -> str | None:
 
 @dataclass(slots=True, eq=False)
 class Representation:
-    """One byte-exact variant of a file (identity or gzip) with ready-made header blocks.
+    """One byte-exact variant of a file (identity or gzip) as ready ASGI messages.
 
-    ``head_200``/``head_304`` hold every header line that follows ``Date``, without the
-    blank line, so the protocol only has to glue status line, date and body together.
-    ``cache`` memoises the glued responses for the current second (the Date header is the
-    only part that changes), so the hot path is one dict-free attribute lookup.
+    The server sends ``start_200`` + ``body_msg`` (GET), ``start_200`` + EMPTY_BODY (HEAD) or
+    ``start_304`` + EMPTY_BODY: the same dict objects every time, nothing is built per request.
     """
 
     etag: bytes
     body: bytes
-    head_200: bytes
-    head_304: bytes
-    cache_sec: int = -1
-    cache_get: bytes = b""
-    cache_head: bytes = b""
-    cache_304: bytes = b""
+    start_200: dict[str, Any]
+    start_304: dict[str, Any]
+    body_msg: dict[str, Any]
 
 
 @dataclass(slots=True, eq=False)
@@ -91,37 +89,44 @@ class FileEntry:
     tags: dict[bytes, Representation] = field(default_factory=dict)
 
 
-def _build_entry(
+def build_entry(
     relpath: str, raw: bytes, mtime: int, signature: tuple[int, int, int], max_age: int,
-    previous: FileEntry | None,
+    previous: FileEntry | None = None, content_type: str | None = None,
 ) -> FileEntry:
+    """Precompute every answer for ``raw`` (also used for filtered feeds, with their own bytes and ETag)."""
     digest = hashlib.sha256(raw).digest()
     if previous is not None and previous.digest == digest:
         # Same bytes rewritten by the publisher: keep Last-Modified stable so clients
         # that only send If-Modified-Since still get 304s.
         mtime = previous.mtime
-    ctype = content_type_for(relpath) or "application/octet-stream"
+    ctype = (content_type or content_type_for(relpath) or "application/octet-stream").encode("latin-1")
     tag = digest[:10].hex()
-    last_modified = http_date(mtime)
-    common = (
-        f"Last-Modified: {last_modified}\r\n"
-        f"Cache-Control: public, max-age={max_age}\r\n"
-        "Vary: Accept-Encoding\r\n"
-    )
+    common = [
+        (b"last-modified", http_date(mtime).encode("latin-1")),
+        (b"cache-control", f"public, max-age={max_age}".encode()),
+        (b"vary", b"Accept-Encoding"),
+        SERVER_HEADER,
+    ]
 
-    def rep(etag: str, body: bytes, encoding: str) -> Representation:
-        enc = f"Content-Encoding: {encoding}\r\n" if encoding else ""
-        head_200 = f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\nETag: {etag}\r\n{enc}{common}"
-        head_304 = f"ETag: {etag}\r\n{common}"
-        return Representation(etag.encode(), body, head_200.encode("latin-1"), head_304.encode("latin-1"))
+    def rep(etag: str, body: bytes, encoding: bytes) -> Representation:
+        tag_header = (b"etag", etag.encode())
+        head = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), tag_header]
+        if encoding:
+            head.append((b"content-encoding", encoding))
+        return Representation(
+            etag.encode(), body,
+            {"type": "http.response.start", "status": 200, "headers": head + common},
+            {"type": "http.response.start", "status": 304, "headers": [tag_header, *common]},
+            {"type": "http.response.body", "body": body},
+        )
 
-    identity = rep(f'"{tag}"', raw, "")
+    identity = rep(f'"{tag}"', raw, b"")
     gz: Representation | None = None
     if len(raw) >= MIN_GZIP_SIZE:
         packed = gzip.compress(raw, compresslevel=6, mtime=0)
         if len(packed) < len(raw):
             # A distinct strong ETag per content-coding (RFC 9110 8.8.3): the bytes differ.
-            gz = rep(f'"{tag}-gz"', packed, "gzip")
+            gz = rep(f'"{tag}-gz"', packed, b"gzip")
     entry = FileEntry(relpath, signature, digest, mtime, identity, gz)
     entry.tags[identity.etag] = identity
     if gz is not None:
@@ -134,7 +139,7 @@ def _skip_name(name: str) -> bool:
 
 
 class FileTable:
-    """Scans a directory into an immutable ``{url-path bytes: FileEntry}`` snapshot.
+    """Scans a directory into an immutable ``{url path: FileEntry}`` snapshot.
 
     ``snapshot`` is replaced wholesale (a single attribute store, atomic under the GIL),
     so the event loop thread can read it without locking while another thread reloads.
@@ -144,7 +149,7 @@ class FileTable:
         self.root = Path(root)
         self.max_age = int(max_age)
         self.max_file_size = max_file_size
-        self.snapshot: dict[bytes, FileEntry] = {}
+        self.snapshot: dict[str, FileEntry] = {}
         self.generation = 0
         self._by_relpath: dict[str, FileEntry] = {}
         self._signature: dict[str, tuple[int, int, int]] | None = None
@@ -215,12 +220,12 @@ class FileTable:
                 else:
                     # Vanished or changed while reading: force a retry on the next poll.
                     signature = {**signature, rel: (-1, -1, -1)}
-            snapshot: dict[bytes, FileEntry] = {}
+            snapshot: dict[str, FileEntry] = {}
             for rel, entry in by_relpath.items():
-                snapshot[b"/" + rel.encode("utf-8", "surrogateescape")] = entry
+                snapshot["/" + rel] = entry
             index = by_relpath.get("index.html")
             if index is not None:
-                snapshot[b"/"] = index
+                snapshot["/"] = index
             changed = snapshot.keys() != self.snapshot.keys() or any(
                 self.snapshot[k] is not v for k, v in snapshot.items()
             )
@@ -249,4 +254,4 @@ class FileTable:
             return None
         if (st.st_mtime_ns, st.st_size, st.st_ino) != sig or len(raw) != st.st_size:
             return None
-        return _build_entry(rel, raw, int(st.st_mtime), sig, self.max_age, old)
+        return build_entry(rel, raw, int(st.st_mtime), sig, self.max_age, old)
