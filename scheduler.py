@@ -267,8 +267,7 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     outcomes = service.crawl_all()
-    if service.needs_publishing(list(sources.values()), outcomes):
-        service.publish()
+    service.publish()  # always: it also clears what a killed publish left behind
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
         print(f"{o.source}: crawl failed: {o.error}", file=sys.stderr)
