@@ -141,8 +141,7 @@ class Service:
             self.cfg.FEEDS_DIR, self.cfg.HTTP_HOST, self.cfg.HTTP_PORT,
             cache_max_age=max(1, min(1800, shortest // 2)),  # half the crawl interval, at most 30 min
             health=lambda: health(self.factory, self.cfg.health_max_age_minutes, names),
-            metrics=lambda: metrics(self.factory) + (self.backend.jobs.prometheus() if hasattr(self.backend, "jobs")
-                                                     else ""),
+            metrics=lambda: metrics(self.factory) + self.backend.metrics(),
             session_factory=self.factory, public_url=self.cfg.PUBLIC_URL,  # /search
             extra_routes=service_routes(self.cfg, self.factory),  # /media/… when MEDIA=keep or serve
         )
@@ -275,8 +274,7 @@ def cmd_once(cfg: AppConfig, sources: dict[str, Source]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     outcomes = service.crawl_all()
-    if service.needs_publishing(list(sources.values()), outcomes):
-        service.publish()
+    service.publish()  # always: it also clears what a killed publish left behind
     failed = [o for o in outcomes if o.status != "ok"]
     for o in failed:
         print(f"{o.source}: crawl failed: {o.error}", file=sys.stderr)

@@ -26,6 +26,10 @@ class CrawlBackend(Protocol):
 
     def run(self, shard: list[Source], stop: threading.Event) -> list[CrawlOutcome]: ...
 
+    def metrics(self) -> str:
+        """Prometheus lines of the backend's own (appended to /metrics)."""
+        ...
+
 
 class LocalBackend:
     """Crawl processes forked on this machine, at most ``CRAWL_PROCESSES`` at once, a host in one of them."""
@@ -42,6 +46,9 @@ class LocalBackend:
 
     def shards(self, sources: list[Source], slots: int) -> list[list[Source]]:
         return split_by_host(sources, slots)
+
+    def metrics(self) -> str:
+        return ""
 
     def run(self, shard: list[Source], stop: threading.Event) -> list[CrawlOutcome]:
         return run_batch(self.factory, shard, self.cfg.CRAWL_TIMEOUT, stop, grace=STOP_GRACE_SECONDS,

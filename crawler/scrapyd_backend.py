@@ -99,6 +99,10 @@ class ScrapydBackend:
         self.jobs = jobs or JobCounter()
 
     # -- sharding
+
+    def metrics(self) -> str:
+        return self.jobs.prometheus()
+
     def node_order(self, shard: list[Source]) -> list[str]:
         """The shard's nodes in hash order of its first host (all its hosts share the home node)."""
         return rank(list(self.clients), host_of(shard[0]))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from db import media as media_db
 from db.models import Article, Attachment, Source
 from feeds.article_page import render_page
+from feeds.files import TEMP_RE, atomic_write, fsync_dir, locked, same_bytes
 from feeds.media_links import page_path
 from feeds.query import RESERVED_SLUGS, SLUG_RE, _article, _begin_snapshot
 from feeds.text import is_absolute_http
@@ -38,12 +39,10 @@ CHUNK = 200  # articles rendered per query
 def publish_article_pages(session_factory: sessionmaker[Session], config: AppConfig, root: Path
                           ) -> tuple[list[str], list[str]]:
     """Bring every stored article's page under ``root`` up to date: (written, unchanged) relative paths."""
-    from feeds.publish import _TEMP_RE, _atomic_write, _fsync_dir, _locked, _same_bytes
-
     written: list[str] = []
     unchanged: list[str] = []
     root.mkdir(parents=True, exist_ok=True)
-    with session_factory() as session, _locked(root):
+    with session_factory() as session, locked(root):
         _begin_snapshot(session)
         sources = {s.id: (s.name, s.title) for s in session.scalars(select(Source))
                    if SLUG_RE.match(s.name) and s.name not in RESERVED_SLUGS}
@@ -62,7 +61,7 @@ def publish_article_pages(session_factory: sessionmaker[Session], config: AppCon
             folder = root / name
             if folder.is_dir():
                 for child in folder.iterdir():
-                    if _TEMP_RE.match(child.name) and child.is_file():
+                    if TEMP_RE.match(child.name) and child.is_file():
                         log.warning("removing leftover temporary file %s", child)
                         child.unlink(missing_ok=True)
         manifests: dict[str, dict[str, str]] = {}
@@ -98,11 +97,11 @@ def publish_article_pages(session_factory: sessionmaker[Session], config: AppCon
                     continue
                 rel = page_path(name, article_id)
                 path = root / rel
-                if _same_bytes(path, data):
+                if same_bytes(path, data):
                     unchanged.append(rel)
                 else:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    _atomic_write(path, data)
+                    atomic_write(path, data)
                     dirs.add(path.parent)
                     written.append(rel)
                 manifests[name][str(article_id)] = digest
@@ -110,12 +109,12 @@ def publish_article_pages(session_factory: sessionmaker[Session], config: AppCon
         for name, manifest in manifests.items():
             target = root / name / MANIFEST
             data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-            if not _same_bytes(target, data):
+            if not same_bytes(target, data):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_write(target, data)
+                atomic_write(target, data)
                 dirs.add(target.parent)
         for directory in sorted(dirs):
-            _fsync_dir(directory)
+            fsync_dir(directory)
     return written, unchanged
 
 

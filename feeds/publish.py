@@ -8,28 +8,21 @@ A lock file serializes publishers (the scheduler and a manual CLI run, say).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from feeds.build import build_from_database
+from feeds.files import TEMP_RE, atomic_write, fsync_dir, locked, same_bytes
 from feeds.page_publish import publish_article_pages
 from feeds.plan import ALL_SLUG
 from settings import AppConfig
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = ".publish.lock"
-FILE_MODE = 0o644  # mkstemp creates 0600: the web server may run as another user
-_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # ".<name>.<mkstemp random>.tmp"
 _ARCHIVE_RE = re.compile(r"^[1-9][0-9]*\.atom$")
 
 
@@ -60,23 +53,23 @@ def write_files(root: Path, files: dict[str, bytes]) -> PublishResult:
     root.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     unchanged: list[str] = []
-    with _locked(root):
+    with locked(root):
         _remove_leftover_temps(root, files)
         touched: set[Path] = set()
         # Archive pages first, index and OPML last: a reader following a new link finds its target.
         for rel in sorted(files, key=_write_order):
             path = root / rel
-            if _same_bytes(path, files[rel]):
+            if same_bytes(path, files[rel]):
                 unchanged.append(rel)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, files[rel])
+            atomic_write(path, files[rel])
             touched.add(path.parent)
             written.append(rel)
         removed = _remove_stale(root, files)
         touched.update((root / rel).parent for rel in removed)
         for directory in sorted(touched):
-            _fsync_dir(directory)
+            fsync_dir(directory)
     return PublishResult(tuple(written), tuple(unchanged), tuple(removed))
 
 
@@ -84,49 +77,6 @@ def _write_order(rel: str) -> tuple[int, str]:
     if "/archive/" in rel:
         return (0, rel)
     return (2 if rel in ("index.html", "opml.xml") else 1, rel)
-
-
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        if path.stat().st_size != len(data):
-            return False
-        return path.read_bytes() == data
-    except FileNotFoundError:
-        return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the renames themselves durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    with open(root / LOCK_NAME, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _our_dirs(root: Path, files: dict[str, bytes]) -> set[Path]:
@@ -139,7 +89,7 @@ def _remove_leftover_temps(root: Path, files: dict[str, bytes]) -> None:
         if not directory.is_dir():
             continue
         for child in directory.iterdir():
-            if _TEMP_RE.match(child.name) and child.is_file():
+            if TEMP_RE.match(child.name) and child.is_file():
                 log.warning("removing leftover temporary file %s", child)
                 child.unlink(missing_ok=True)
 

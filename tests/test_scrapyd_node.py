@@ -21,7 +21,7 @@ def test_node_starts_lists_the_spider_and_stops_on_sigterm(tmp_path: Path, pg_ur
         node.start()
         assert node.api("daemonstatus.json")["running"] == 0
         assert node.api("listprojects.json")["projects"] == ["ghu-feeds"]
-        assert node.api("listspiders.json?project=ghu-feeds")["spiders"] == ["column"]  # runs `scrapy list` there
+        assert "column" in node.api("listspiders.json?project=ghu-feeds")["spiders"]  # runs `scrapy list` there
         code = node.stop(signal.SIGTERM)
     finally:
         node.stop(signal.SIGKILL)

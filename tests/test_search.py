@@ -132,7 +132,7 @@ def test_migration_indexes_existing_rows(db_url: str) -> None:
         assert urls(search(s, "迁移之前")) == [info_url(1)]
         assert urls(search(s, "前的正文")) == [info_url(1)]
         version = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0002_search"
+    assert version == "0003_media"  # head
     engine.dispose()
 
 
