@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -43,6 +44,7 @@ TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".swp", "~")
 
 SERVER_HEADER = (b"server", b"ghu-feeds")
 MIN_GZIP_SIZE = 256
+FULL_SCAN_EVERY = 60  # polls: files edited in place (not renamed into place) are seen within a minute
 #: An empty final body message (HEAD and 304 answers).
 EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
 
@@ -153,19 +155,43 @@ class FileTable:
         self.generation = 0
         self._by_relpath: dict[str, FileEntry] = {}
         self._signature: dict[str, tuple[int, int, int]] | None = None
+        self._dirs: dict[str, tuple[int, int]] = {}  # directory path -> (mtime_ns, inode) at the last scan
+        self._polls_since_scan = 0
         self._lock = threading.Lock()
 
     @property
     def file_count(self) -> int:
         return len(self._by_relpath)
 
+    def _dir_signature(self, directories: Iterable[str]) -> dict[str, tuple[int, int]]:
+        found = {}
+        for directory in directories:
+            try:
+                st = os.stat(directory)
+            except OSError:
+                continue
+            found[directory] = (st.st_mtime_ns, st.st_ino)
+        return found
+
+    def poll(self) -> bool:
+        """The periodic check: a full re-scan only when a directory changed (publishing renames files into
+        place, which touches their directory), or every ``FULL_SCAN_EVERY`` polls for files edited in place.
+        A stat per directory instead of one per file: FEEDS_DIR holds a page per article."""
+        self._polls_since_scan += 1
+        dirs = self._dirs  # replaced, never changed, by a scan in another thread
+        if self._polls_since_scan < FULL_SCAN_EVERY and dirs and self._dir_signature(dirs) == dirs:
+            return False
+        return self.reload()
+
     def _scan(self) -> dict[str, tuple[int, int, int]]:
-        """Stat-only walk: relpath -> (mtime_ns, size, inode).  Cheap enough to poll every second."""
+        """Stat-only walk: relpath -> (mtime_ns, size, inode)."""
         found: dict[str, tuple[int, int, int]] = {}
         try:
             real_root = os.path.realpath(self.root)
         except OSError:
             return found
+        self._polls_since_scan = 0
+        dirs = self._dir_signature([real_root])  # each directory is stat'ed before it is listed
         stack = [("", real_root)]
         while stack:
             prefix, directory = stack.pop()
@@ -182,6 +208,7 @@ class FileTable:
                     try:
                         if de.is_dir(follow_symlinks=False):
                             stack.append((rel + "/", de.path))
+                            dirs.update(self._dir_signature([de.path]))
                             continue
                         if content_type_for(rel) is None:
                             continue
@@ -196,6 +223,7 @@ class FileTable:
                     if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_file_size:
                         continue
                     found[rel] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._dirs = dirs
         return found
 
     def reload(self) -> bool:

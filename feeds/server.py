@@ -402,7 +402,7 @@ class FeedServer:
             if self.poll_interval > 0 and now >= next_poll:
                 next_poll = now + self.poll_interval
                 try:
-                    await loop.run_in_executor(None, self.table.reload)
+                    await loop.run_in_executor(None, self.table.poll)
                 except Exception:
                     log.exception("feed directory poll failed")
 
