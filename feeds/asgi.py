@@ -139,6 +139,9 @@ class FeedApp:
             await send(BAD_HOST[1])
             return
         entry = self.table.snapshot.get(scope["path"])
+        if entry is None and scope["path"] in self.table.on_demand:
+            entry = await asyncio.get_running_loop().run_in_executor(None, self.table.entry_on_demand,
+                                                                     scope["path"])
         if entry is None:
             await self.router(scope, receive, send)
             return

@@ -15,8 +15,10 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -44,6 +46,10 @@ TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".swp", "~")
 
 SERVER_HEADER = (b"server", b"ghu-feeds")
 MIN_GZIP_SIZE = 256
+# A page per stored article (``<source>/<id>.html``): thousands of files, each rarely read. They are read
+# from disk when asked for (a few hundred kept), not held in memory with the feeds.
+ON_DEMAND = re.compile(r"^[a-z0-9][a-z0-9_-]*/[0-9]+\.html$")
+ON_DEMAND_CACHE = 256
 FULL_SCAN_EVERY = 60  # polls: files edited in place (not renamed into place) are seen within a minute
 #: An empty final body message (HEAD and 304 answers).
 EMPTY_BODY: dict[str, Any] = {"type": "http.response.body", "body": b""}
@@ -157,11 +163,13 @@ class FileTable:
         self._signature: dict[str, tuple[int, int, int]] | None = None
         self._dirs: dict[str, tuple[int, int]] = {}  # directory path -> (mtime_ns, inode) at the last scan
         self._polls_since_scan = 0
+        self.on_demand: dict[str, tuple[int, int, int]] = {}  # url path -> signature, for ON_DEMAND files
+        self._on_demand_cache: OrderedDict[str, FileEntry] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def file_count(self) -> int:
-        return len(self._by_relpath)
+        return len(self._by_relpath) + len(self.on_demand)
 
     def _dir_signature(self, directories: Iterable[str]) -> dict[str, tuple[int, int]]:
         found = {}
@@ -237,7 +245,10 @@ class FileTable:
             if signature == self._signature:
                 return False
             by_relpath: dict[str, FileEntry] = {}
+            on_demand = {"/" + rel: sig for rel, sig in signature.items() if ON_DEMAND.match(rel)}
             for rel, sig in signature.items():
+                if "/" + rel in on_demand:
+                    continue
                 old = self._by_relpath.get(rel)
                 if old is not None and old.signature == sig:
                     by_relpath[rel] = old
@@ -254,9 +265,10 @@ class FileTable:
             index = by_relpath.get("index.html")
             if index is not None:
                 snapshot["/"] = index
-            changed = snapshot.keys() != self.snapshot.keys() or any(
+            changed = on_demand != self.on_demand or snapshot.keys() != self.snapshot.keys() or any(
                 self.snapshot[k] is not v for k, v in snapshot.items()
             )
+            self.on_demand = on_demand
             self._by_relpath = by_relpath
             self._signature = signature
             self.snapshot = snapshot
@@ -264,6 +276,24 @@ class FileTable:
                 self.generation += 1
                 log.debug("feed table reloaded: %d files (generation %d)", len(by_relpath), self.generation)
             return changed
+
+    def entry_on_demand(self, path: str) -> FileEntry | None:
+        """The entry of an ON_DEMAND file, read from disk unless a recent one is still current."""
+        sig = self.on_demand.get(path)
+        if sig is None:
+            return None
+        with self._lock:
+            cached = self._on_demand_cache.get(path)
+            if cached is not None and cached.signature == sig:
+                self._on_demand_cache.move_to_end(path)
+                return cached
+        entry = self._load(path[1:], sig, cached)
+        if entry is not None:
+            with self._lock:
+                self._on_demand_cache[path] = entry
+                while len(self._on_demand_cache) > ON_DEMAND_CACHE:
+                    self._on_demand_cache.popitem(last=False)
+        return entry
 
     def _load(self, rel: str, sig: tuple[int, int, int], old: FileEntry | None) -> FileEntry | None:
         real_root = os.path.realpath(self.root)
