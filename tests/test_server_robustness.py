@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feeds.server import FeedServer
+from tests.fixtures.service import wait_for
 from tests.test_server_support import SECRET, make_feeds_dir, raw_exchange, read_responses, request
 
 
@@ -243,10 +244,7 @@ def test_slow_and_idle_clients_are_dropped(tmp_path: Path) -> None:
         assert time.monotonic() - start < 4
         slow.close()
         idle.close()
-        deadline = time.monotonic() + 3
-        while server.open_connections:
-            assert time.monotonic() < deadline, "connections left open"
-            time.sleep(0.02)
+        wait_for(lambda: not server.open_connections, 3, "the server to close every connection", interval=0.02)
     finally:
         server.stop()
 
@@ -348,10 +346,7 @@ def test_many_connections_at_once(tmp_path: Path) -> None:
         for sock in socks:
             sock.close()
     try:
-        deadline = time.monotonic() + 5
-        while server.open_connections:
-            assert time.monotonic() < deadline, "connections left open"
-            time.sleep(0.02)
+        wait_for(lambda: not server.open_connections, 5, "the server to close every connection", interval=0.02)
         assert request(port, "GET", "/ghu.json")[0] == 200
     finally:
         server.stop()
