@@ -206,7 +206,12 @@ def _served(root: Path) -> dict[str, bytes]:
     """What the feed server would serve from ``root`` right now."""
     table = FileTable(root, 60)
     table.reload()
-    return {path[1:]: entry.identity.body for path, entry in table.snapshot.items() if path != "/"}
+    served = {path[1:]: entry.identity.body for path, entry in table.snapshot.items() if path != "/"}
+    for path in table.on_demand:  # article pages, read when asked for
+        entry = table.entry_on_demand(path)
+        if entry is not None:
+            served[path[1:]] = entry.identity.body
+    return served
 
 
 @pytest.mark.parametrize("seed", PUBLISH_SEEDS)
