@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,20 +36,26 @@ def postgres_admin() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def pg_url(postgres_admin: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test."""
+@contextlib.contextmanager
+def fresh_pg_database(postgres_admin: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
     name = f"ghu_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(postgres_admin, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = postgres_admin.rsplit("/", 1)[0] + "/" + name
     try:
-        yield url
+        yield postgres_admin.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres_admin: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with fresh_pg_database(postgres_admin) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,16 +15,16 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from crawler.hashing import home
 from db.models import Article, CrawlRun
+from tests.conftest import fresh_pg_database
 from tests.fixtures.cluster import HostSite, Node
 from tests.fixtures.project import ROOT, factory, project_env, write_sources
 from tests.fixtures.service import free_port, wait_for
@@ -38,16 +38,8 @@ REQUEST_RE = re.compile(r"Crawled \(\d+\) <GET (http://[^/:]+)")
 @pytest.fixture
 def second_pg(postgres_admin: str) -> Iterator[str]:
     """One more empty database (the local backend's, to compare with)."""
-    name = f"ghu_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_admin, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(postgres_admin) as url:
+        yield url
 
 
 @pytest.fixture
